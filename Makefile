@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Each installs what it needs first, idempotently (stamp files skip work already done).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp
+
+.PHONY: demo test bench lint install clean
+
+install: $(STAMP) node_modules/.stamp
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: install
+	$(VENV)/bin/market demo
+
+test: install
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check market tests benchmarks
+	$(VENV)/bin/ruff format --check market tests benchmarks
+
+clean:
+	rm -rf $(VENV) node_modules .market-cache
