@@ -1,0 +1,30 @@
+"""Robust aggregation rules behind one interface: ``get_rule(name, **params).aggregate(...)``."""
+
+from market.aggregator.rules.base import (
+    BLOCK_SIZE,
+    AggregationResult,
+    CallableSource,
+    ChunkSource,
+    QuantizedBatch,
+    Rule,
+    dequantize,
+    weighted_sum,
+)
+from market.aggregator.rules.gram import cosines_from_gram, distances_from_gram, gram
+from market.aggregator.rules.registry import RULES, get_rule
+
+__all__ = [
+    "BLOCK_SIZE",
+    "RULES",
+    "AggregationResult",
+    "CallableSource",
+    "ChunkSource",
+    "QuantizedBatch",
+    "Rule",
+    "cosines_from_gram",
+    "dequantize",
+    "distances_from_gram",
+    "get_rule",
+    "gram",
+    "weighted_sum",
+]

@@ -1,0 +1,22 @@
+"""Rules by name, as a project's spec selects them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from market.aggregator.rules.base import Rule
+from market.aggregator.rules.fedavg import FedAvg
+from market.errors import AggregationError
+
+RULES: dict[str, type[Rule]] = {cls.name: cls for cls in (FedAvg,)}
+
+
+def get_rule(name: str, **params: Any) -> Rule:
+    """An instance of the rule called ``name`` with ``params`` (validated)."""
+    try:
+        cls = RULES[name]
+    except KeyError:
+        raise AggregationError(
+            f"unknown aggregation rule {name!r}; choose one of: {', '.join(sorted(RULES))}"
+        ) from None
+    return cls(**params)

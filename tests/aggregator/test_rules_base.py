@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from market.aggregator.rules import (
+    RULES,
+    QuantizedBatch,
+    dequantize,
+    get_rule,
+    weighted_sum,
+)
+from market.errors import AggregationError
+from tests.aggregator.helpers import random_batch
+
+
+def test_from_dense_round_trip_within_half_step() -> None:
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(3, 2500))
+    batch = QuantizedBatch.from_dense(u)
+    assert batch.q.dtype == np.int8 and batch.scales.shape == (3, 3)
+    step = np.repeat(batch.scales.astype(np.float64), 1024, axis=1)[:, :2500]
+    assert np.all(np.abs(batch.dense() - u) <= step / 2 + 1e-12)
+
+
+def test_stochastic_rounding_is_unbiased_on_average() -> None:
+    u = np.full((1, 1024), 0.3)
+    u[0, 0] = 1.0  # fixes the scale at 1/127
+    rng = np.random.default_rng(1)
+    means = [QuantizedBatch.from_dense(u, rng=rng).dense()[0, 1:].mean() for _ in range(20)]
+    assert abs(np.mean(means) - 0.3) < 1e-3
+
+
+def test_batch_validation() -> None:
+    with pytest.raises(AggregationError, match="-128"):
+        QuantizedBatch(np.full((1, 4), -128, np.int8), np.ones((1, 1), np.float32))
+    with pytest.raises(AggregationError, match="scales"):
+        QuantizedBatch(np.zeros((2, 4), np.int8), np.ones((2, 2), np.float32))
+    with pytest.raises(AggregationError, match="int8"):
+        QuantizedBatch(np.zeros((2, 4), np.int16), np.ones((2, 1), np.float32))
+
+
+def test_weighted_sum_is_the_index_order_loop() -> None:
+    batch = random_batch(5, 3000, seed=2)
+    c = np.array([0.1, -0.2, 0.3, 0.0, 0.8])
+    u = dequantize(batch.q, batch.scales)
+    expected = np.zeros(batch.d)
+    for i in range(5):
+        if c[i] != 0:
+            expected += c[i] * u[i]
+    assert np.array_equal(weighted_sum(batch, c), expected)
+
+
+def test_get_rule_errors_name_the_problem() -> None:
+    with pytest.raises(AggregationError, match="unknown aggregation rule 'nope'"):
+        get_rule("nope")
+    with pytest.raises(AggregationError, match="no parameter.*bogus"):
+        get_rule("fedavg", bogus=1)
+    with pytest.raises(AggregationError, match="max_samples"):
+        get_rule("fedavg", max_samples=0)
+
+
+def test_every_rule_has_json_params() -> None:
+    import json
+
+    for name, cls in RULES.items():
+        rule = get_rule(name)
+        assert rule.name == name == cls.name
+        json.dumps(rule.params)
