@@ -1,0 +1,272 @@
+"""The aggregator's round service: open a round, then turn revealed updates into a finalized one.
+
+Finalizing fetches every revealed update by its on-chain digest, validates it (bytes match
+the digest, format, shapes, finite values, norm bound; rejects keep a reason), runs the
+project's robust rule, scores and splits the reward, publishes the new model and the
+round report, and sends ``finalizeRound`` with the reward table's Merkle root.
+
+Re-running is safe: the outcome is a pure function of the chain and the store, it is
+recorded before the transaction is sent, and a round already finalized on chain is only
+reconciled, never finalized twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+
+from market.aggregator.report import RoundReport, SubmissionEntry
+from market.aggregator.rewards import split_rewards, to_points
+from market.aggregator.rules import QuantizedBatch, get_rule
+from market.aggregator.scoring import contribution_scores
+from market.chain import LearningMarket, RoundState, TxResult
+from market.db import Database, RoundRecord, TrainerHistory
+from market.errors import AggregationError, StorageError, UpdateFormatError
+from market.proofs import MerkleTree
+from market.spec import ProjectSpec
+from market.storage import ModelLayout, Store, decode_model, decode_update, encode_model
+from market.storage.cid import cid_of, digest_of_cid
+from market.storage.resolve import get_by_digest
+
+ZERO32 = b"\0" * 32
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    project_id: int
+    round: int
+    model_cid: str
+    report_cid: str
+    report: RoundReport
+    finalize_tx: TxResult | None
+
+
+def load_spec(market: LearningMarket, store: Store, project_id: int) -> ProjectSpec:
+    """The project's spec, fetched by its on-chain digest and verified by the store."""
+    project = market.get_project(project_id)
+    _, data = get_by_digest(store, project.spec_digest, max_size=1024 * 1024)
+    return ProjectSpec.from_bytes(data)
+
+
+def layout_of(spec: ProjectSpec) -> ModelLayout:
+    return ModelLayout(tuple((name, tuple(shape)) for name, shape in spec.layout))
+
+
+class Aggregator:
+    """One aggregator account serving projects on one market contract."""
+
+    def __init__(
+        self, market: LearningMarket, store: Store, account: LocalAccount, db: Database
+    ) -> None:
+        self.market = market
+        self.store = store
+        self.account = account
+        self.db = db
+
+    # -- opening -----------------------------------------------------------------------
+
+    def current_model(self, project_id: int) -> bytes:
+        """Digest of the model the next round starts from: the last finalized one."""
+        project = self.market.get_project(project_id)
+        for number in range(project.rounds_opened, 0, -1):
+            past = self.market.get_round(project_id, number)
+            if past.state == RoundState.FINALIZED:
+                return past.new_model
+        return digest_of_cid(load_spec(self.market, self.store, project_id).initial_model)
+
+    def open_round(self, project_id: int, admission_root: bytes = ZERO32) -> tuple[int, TxResult]:
+        return self.market.open_round(
+            self.account, project_id, self.current_model(project_id), admission_root
+        )
+
+    # -- finalizing --------------------------------------------------------------------
+
+    def compute_round(
+        self, project_id: int, round_number: int
+    ) -> tuple[RoundReport, bytes, dict | None]:
+        """The report, new model bytes and rule state, from chain state and the store alone."""
+        spec = load_spec(self.market, self.store, project_id)
+        layout = layout_of(spec)
+        chain_round = self.market.get_round(project_id, round_number)
+        global_cid, global_bytes = get_by_digest(self.store, chain_round.global_model)
+        global_flat = layout.flatten(decode_model(global_bytes, layout)).astype(np.float64)
+
+        revealed = self.market.revealed_updates(project_id, round_number)
+        entries: dict[str, SubmissionEntry] = {}
+        accepted: list[tuple[str, str, object]] = []
+        for trainer, digest in sorted(revealed.items()):
+            cid, update, reason = self._fetch_valid(digest, layout, spec)
+            if update is None:
+                entries[trainer] = SubmissionEntry(trainer, cid, "rejected", reason, 0.0, 0, 0)
+            else:
+                accepted.append((trainer, cid, update))
+
+        rule = get_rule(spec.rule, **spec.rule_params)
+        evidence: dict = {}
+        new_state: dict | None = None
+        new_flat = global_flat
+        if accepted:
+            batch = QuantizedBatch(
+                q=np.stack([u.q for _, _, u in accepted]),
+                scales=np.stack([u.scales for _, _, u in accepted]),
+                block_size=accepted[0][2].block_size,
+            )
+            ids = [trainer for trainer, _, _ in accepted]
+            result = rule.aggregate(
+                batch,
+                sample_counts=np.ones(len(accepted), dtype=np.int64),
+                ids=ids,
+                state=self._load_state(project_id, rule.name),
+            )
+            new_state = result.state
+            evidence = result.evidence
+            new_flat = global_flat + result.aggregate
+            scores = contribution_scores(result.coefficients, result.flags)
+            points = to_points(scores)
+            rewards = split_rewards(chain_round.budget, points)
+            for i, (trainer, cid, _) in enumerate(accepted):
+                flag = result.flags[i]
+                entries[trainer] = SubmissionEntry(
+                    trainer,
+                    cid,
+                    "accepted" if flag is None else "flagged",
+                    flag,
+                    float(result.coefficients[i]),
+                    points[i],
+                    rewards[i],
+                )
+
+        new_model = encode_model(layout.unflatten(new_flat.astype(np.float32)))
+        submissions = [entries[t] for t in sorted(entries)]
+        leaves = [(s.trainer, s.reward_wei) for s in submissions if s.reward_wei > 0]
+        root = MerkleTree.of_rewards(leaves).root if leaves else ZERO32
+        report = RoundReport(
+            chain_id=self.market.w3.eth.chain_id,
+            contract=self.market.address,
+            project_id=project_id,
+            round=round_number,
+            rule=rule.name,
+            rule_params=rule.params,
+            global_model=global_cid,
+            new_model=cid_of(new_model),
+            budget_wei=chain_round.budget,
+            total_wei=sum(amount for _, amount in leaves),
+            rewards_root="0x" + root.hex(),
+            submissions=submissions,
+            evidence=evidence,
+        )
+        return report, new_model, new_state
+
+    def finalize_round(self, project_id: int, round_number: int) -> RoundOutcome:
+        """Compute, publish and finalize; a round finalized already is reconciled instead."""
+        chain_round = self.market.get_round(project_id, round_number)
+        if chain_round.state == RoundState.FINALIZED:
+            return self._reconcile(project_id, round_number)
+        if chain_round.state != RoundState.OPEN:
+            raise AggregationError(
+                f"round {round_number} of project {project_id} is {chain_round.state.name}, "
+                "not open: nothing to finalize"
+            )
+        report, new_model, new_state = self.compute_round(project_id, round_number)
+        model_cid = self.store.put(new_model)
+        report_bytes = report.to_bytes()
+        report_cid = self.store.put(report_bytes)
+        for cid in (model_cid, report_cid):
+            self.store.pin(cid)
+        self._record(project_id, round_number, report, report_cid)
+        tx = self.market.finalize_round(
+            self.account,
+            project_id,
+            round_number,
+            digest_of_cid(model_cid),
+            digest_of_cid(report_cid),
+            bytes.fromhex(report.rewards_root[2:]),
+            report.total_wei,
+        )
+        if new_state is not None:
+            self._save_state(project_id, report.rule, new_state)
+        with self.db.session() as s:
+            record = s.scalar(self._record_query(project_id, round_number))
+            record.status, record.finalize_tx = "finalized", tx.tx_hash
+        return RoundOutcome(project_id, round_number, model_cid, report_cid, report, tx)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _fetch_valid(self, digest: bytes, layout: ModelLayout, spec: ProjectSpec):  # noqa: ANN202
+        """(cid, update, None) for a valid update, else (cid or None, None, reason)."""
+        try:
+            cid, data = get_by_digest(self.store, digest, max_size=spec.max_update_bytes)
+        except StorageError as exc:
+            return None, None, f"unavailable: {exc}"
+        try:
+            update = decode_update(data, layout, max_size=spec.max_update_bytes)
+        except UpdateFormatError as exc:
+            return cid, None, f"{getattr(exc, 'reason', 'malformed')}: {exc}"
+        norm = float(np.linalg.norm(update.dense()))
+        if norm == 0.0:
+            return cid, None, "free_rider: the update is all zeros"
+        if spec.max_update_norm is not None and norm > spec.max_update_norm:
+            return cid, None, f"norm_bound: norm {norm:.4g} exceeds {spec.max_update_norm:.4g}"
+        return cid, update, None
+
+    def _record_query(self, project_id: int, round_number: int):  # noqa: ANN202
+        return select(RoundRecord).where(
+            RoundRecord.contract == self.market.address,
+            RoundRecord.project_id == project_id,
+            RoundRecord.round == round_number,
+        )
+
+    def _record(
+        self, project_id: int, round_number: int, report: RoundReport, report_cid: str
+    ) -> None:
+        with self.db.session() as s:
+            record = s.scalar(self._record_query(project_id, round_number))
+            if record is None:
+                record = RoundRecord(
+                    contract=self.market.address, project_id=project_id, round=round_number
+                )
+                s.add(record)
+            record.model_cid, record.report_cid = report.new_model, report_cid
+            record.rewards_root, record.total_wei = report.rewards_root, str(report.total_wei)
+            record.status = "computed"
+
+    def _reconcile(self, project_id: int, round_number: int) -> RoundOutcome:
+        chain_round = self.market.get_round(project_id, round_number)
+        report_cid, data = get_by_digest(self.store, chain_round.report_digest)
+        report = RoundReport.from_bytes(data)
+        with self.db.session() as s:
+            record = s.scalar(self._record_query(project_id, round_number))
+            if record is not None:
+                record.status = "finalized"
+        return RoundOutcome(project_id, round_number, report.new_model, report_cid, report, None)
+
+    def _load_state(self, project_id: int, rule: str) -> dict | None:
+        with self.db.session() as s:
+            row = s.scalar(
+                select(TrainerHistory).where(
+                    TrainerHistory.contract == self.market.address,
+                    TrainerHistory.project_id == project_id,
+                    TrainerHistory.rule == rule,
+                )
+            )
+            return json.loads(row.state_json) if row else None
+
+    def _save_state(self, project_id: int, rule: str, state: dict) -> None:
+        with self.db.session() as s:
+            row = s.scalar(
+                select(TrainerHistory).where(
+                    TrainerHistory.contract == self.market.address,
+                    TrainerHistory.project_id == project_id,
+                    TrainerHistory.rule == rule,
+                )
+            )
+            if row is None:
+                row = TrainerHistory(
+                    contract=self.market.address, project_id=project_id, rule=rule, state_json=""
+                )
+                s.add(row)
+            row.state_json = json.dumps(state, sort_keys=True)

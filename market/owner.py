@@ -1,0 +1,89 @@
+"""The project owner's actions: publish the spec and initial model, escrow the budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from market.chain import LearningMarket, TxResult
+from market.spec import ProjectSpec
+from market.storage import ModelLayout, Store, encode_model
+from market.storage.cid import digest_of_cid
+from market.trainer.model import ModelSpec, build_model, get_weights
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Seconds each phase of a round lasts on chain."""
+
+    submission: int = 600
+    reveal: int = 600
+    finalize: int = 3600
+
+
+@dataclass(frozen=True)
+class CreatedProject:
+    project_id: int
+    spec_cid: str
+    spec: ProjectSpec
+    tx: TxResult
+
+
+def publish_spec(
+    store: Store,
+    *,
+    name: str,
+    model: ModelSpec,
+    seed: int = 0,
+    rule: str = "fedavg",
+    rule_params: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    max_update_norm: float | None = None,
+) -> tuple[str, ProjectSpec]:
+    """Upload a freshly initialised model and the spec that names it; return the spec CID."""
+    weights = get_weights(build_model(model, seed=seed))
+    layout = ModelLayout.from_tensors(weights)
+    initial_cid = store.put(encode_model(weights))
+    store.pin(initial_cid)
+    extra = {"training": training} if training else {}
+    spec = ProjectSpec(
+        name=name,
+        model=model.to_dict(),
+        layout=[[n, list(shape)] for n, shape in layout.entries],
+        initial_model=initial_cid,
+        rule=rule,
+        rule_params=rule_params or {},
+        max_update_norm=max_update_norm,
+        **extra,
+    )
+    spec_cid = store.put(spec.to_bytes())
+    store.pin(spec_cid)
+    return spec_cid, spec
+
+
+def create_project(
+    market: LearningMarket,
+    store: Store,
+    owner: LocalAccount,
+    *,
+    aggregator: str,
+    rounds: int,
+    reward_per_round_wei: int,
+    windows: Windows,
+    **spec_options: Any,
+) -> CreatedProject:
+    """Publish the spec, then create the project with rounds × reward escrowed."""
+    spec_cid, spec = publish_spec(store, **spec_options)
+    project_id, tx = market.create_project(
+        owner,
+        digest_of_cid(spec_cid),
+        aggregator,
+        rounds,
+        reward_per_round_wei,
+        windows.submission,
+        windows.reveal,
+        windows.finalize,
+    )
+    return CreatedProject(project_id, spec_cid, spec, tx)

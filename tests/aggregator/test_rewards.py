@@ -1,0 +1,40 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from market.aggregator.rewards import SCORE_SCALE, split_rewards, to_points
+from market.aggregator.scoring import contribution_scores
+from market.errors import AggregationError
+
+
+def test_split_is_proportional_and_floors():
+    assert split_rewards(100, [1, 1, 1]) == [33, 33, 33]
+    assert split_rewards(10**18, [3, 1]) == [750_000_000_000_000_000, 250_000_000_000_000_000]
+    assert split_rewards(5, [0, 0]) == [0, 0]
+
+
+@given(
+    st.integers(min_value=0, max_value=10**24),
+    st.lists(st.integers(min_value=0, max_value=10**15), min_size=1, max_size=50),
+)
+def test_split_never_exceeds_budget_and_loses_less_than_one_wei_each(budget, points):
+    rewards = split_rewards(budget, points)
+    assert sum(rewards) <= budget
+    if sum(points):
+        assert budget - sum(rewards) < len(points)
+
+
+def test_points_are_fixed_point_and_reject_bad_scores():
+    assert to_points([0.5, 0.25]) == [SCORE_SCALE // 2, SCORE_SCALE // 4]
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(AggregationError):
+            to_points([bad])
+    with pytest.raises(AggregationError):
+        split_rewards(-1, [1])
+
+
+def test_scores_zero_for_flagged_and_normalised():
+    scores = contribution_scores([0.5, 0.3, 0.2], [None, "krum: outlier", None])
+    assert scores[1] == 0.0
+    assert scores[0] == pytest.approx(0.5 / 0.7) and sum(scores) == pytest.approx(1.0)
+    assert contribution_scores([-1.0], [None]) == [0.0]
