@@ -1,0 +1,57 @@
+"""The chain layer: a local anvil, compiled contracts, accounts and the market wrapper."""
+
+from market.chain.anvil import AnvilNode, find_anvil
+from market.chain.client import (
+    DEV_CHAIN_ID,
+    chain_time,
+    connect,
+    dev_accounts,
+    increase_time,
+    load_account,
+    mine,
+    reset_nonces,
+    revert,
+    send_transaction,
+    snapshot,
+)
+from market.chain.compile import Artifact, compile_contracts
+from market.chain.errors import ContractRevert
+from market.chain.market import (
+    LearningMarket,
+    Project,
+    Round,
+    RoundState,
+    Submission,
+    TxResult,
+    compute_commitment,
+    deploy_contract,
+    deploy_market,
+)
+
+__all__ = [
+    "DEV_CHAIN_ID",
+    "AnvilNode",
+    "Artifact",
+    "ContractRevert",
+    "LearningMarket",
+    "Project",
+    "Round",
+    "RoundState",
+    "Submission",
+    "TxResult",
+    "chain_time",
+    "compile_contracts",
+    "compute_commitment",
+    "connect",
+    "deploy_contract",
+    "deploy_market",
+    "dev_accounts",
+    "find_anvil",
+    "increase_time",
+    "load_account",
+    "mine",
+    "reset_nonces",
+    "revert",
+    "send_transaction",
+    "snapshot",
+]
