@@ -1,0 +1,24 @@
+"""Reputation: MeritRank over the feedback graph of paid work, and round admission."""
+
+from market.reputation.admission import (
+    EMPTY_ROOT,
+    Admission,
+    AdmissionPolicy,
+    admit,
+    lottery_key,
+    normalise_address,
+)
+from market.reputation.graph import FeedbackGraph, RewardEvent
+from market.reputation.meritrank import MeritRank
+
+__all__ = [
+    "EMPTY_ROOT",
+    "Admission",
+    "AdmissionPolicy",
+    "FeedbackGraph",
+    "MeritRank",
+    "RewardEvent",
+    "admit",
+    "lottery_key",
+    "normalise_address",
+]
