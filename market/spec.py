@@ -26,7 +26,7 @@ class ProjectSpec:
     rule: str = "fedavg"
     rule_params: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(
-        default_factory=lambda: {"epochs": 2, "lr": 0.1, "batch_size": 32}
+        default_factory=lambda: {"epochs": 5, "lr": 0.2, "batch_size": 16}
     )
     max_update_bytes: int = 64 * 1024 * 1024
     max_update_norm: float | None = None

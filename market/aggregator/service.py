@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from market.aggregator.report import RoundReport, SubmissionEntry
 from market.aggregator.rewards import split_rewards, to_points
-from market.aggregator.rules import QuantizedBatch, get_rule
+from market.aggregator.rules import QuantizedBatch, get_rule, gram
 from market.aggregator.scoring import contribution_scores
 from market.chain import LearningMarket, RoundState, TxResult
 from market.db import Database, RoundRecord, TrainerHistory
@@ -50,6 +50,14 @@ def load_spec(market: LearningMarket, store: Store, project_id: int) -> ProjectS
     project = market.get_project(project_id)
     _, data = get_by_digest(store, project.spec_digest, max_size=1024 * 1024)
     return ProjectSpec.from_bytes(data)
+
+
+def revealed_updates(
+    market: LearningMarket, project_id: int, round_number: int
+) -> dict[str, bytes]:
+    """Trainer address → revealed update digest, from the chain's ``UpdateRevealed`` events."""
+    events = market.events("UpdateRevealed", project_id=project_id, round=round_number)
+    return {ev["args"]["trainer"]: ev["args"]["update_digest"] for ev in events}
 
 
 def layout_of(spec: ProjectSpec) -> ModelLayout:
@@ -95,7 +103,7 @@ class Aggregator:
         global_cid, global_bytes = get_by_digest(self.store, chain_round.global_model)
         global_flat = layout.flatten(decode_model(global_bytes, layout)).astype(np.float64)
 
-        revealed = self.market.revealed_updates(project_id, round_number)
+        revealed = revealed_updates(self.market, project_id, round_number)
         entries: dict[str, SubmissionEntry] = {}
         accepted: list[tuple[str, str, object]] = []
         for trainer, digest in sorted(revealed.items()):
@@ -125,7 +133,7 @@ class Aggregator:
             new_state = result.state
             evidence = result.evidence
             new_flat = global_flat + result.aggregate
-            scores = contribution_scores(result.coefficients, result.flags)
+            scores = contribution_scores(result.coefficients, result.flags, gram(batch))
             points = to_points(scores)
             rewards = split_rewards(chain_round.budget, points)
             for i, (trainer, cid, _) in enumerate(accepted):

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -33,8 +34,20 @@ def test_points_are_fixed_point_and_reject_bad_scores():
         split_rewards(-1, [1])
 
 
-def test_scores_zero_for_flagged_and_normalised():
-    scores = contribution_scores([0.5, 0.3, 0.2], [None, "krum: outlier", None])
-    assert scores[1] == 0.0
-    assert scores[0] == pytest.approx(0.5 / 0.7) and sum(scores) == pytest.approx(1.0)
-    assert contribution_scores([-1.0], [None]) == [0.0]
+def test_scores_follow_weight_and_alignment():
+    u = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    g = u @ u.T
+    # the aggregate (2/3, 1/3) aligns more with the two agreeing updates than the odd one
+    scores = contribution_scores(np.full(3, 1 / 3), [None, None, None], g)
+    assert scores[0] == scores[1] > scores[2] > 0
+    assert sum(scores) == pytest.approx(1.0)
+
+
+def test_scores_zero_for_flagged_opposed_and_negative():
+    u = np.array([[1.0, 0.0], [-1.0, 0.1], [2.0, 0.0]])
+    g = u @ u.T
+    scores = contribution_scores(np.array([0.5, 0.1, 0.4]), [None, None, "krum: outlier"], g)
+    assert scores[2] == 0.0  # flagged
+    assert scores[1] == 0.0  # points against the aggregate
+    assert scores[0] == 1.0
+    assert contribution_scores(np.array([-1.0]), [None], np.ones((1, 1))) == [0.0]
