@@ -5,10 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from market.aggregator.rules.base import Rule
+from market.aggregator.rules.clipping import CenteredClipping
+from market.aggregator.rules.coordinate import CoordinateMedian, TrimmedMean
 from market.aggregator.rules.fedavg import FedAvg
+from market.aggregator.rules.flag import Flag
+from market.aggregator.rules.foolsgold import FoolsGold, SybilWall
+from market.aggregator.rules.geomed import GeometricMedian
+from market.aggregator.rules.krum import Krum, MultiKrum
 from market.errors import AggregationError
 
-RULES: dict[str, type[Rule]] = {cls.name: cls for cls in (FedAvg,)}
+RULES: dict[str, type[Rule]] = {
+    cls.name: cls
+    for cls in (
+        FedAvg,
+        CoordinateMedian,
+        TrimmedMean,
+        Krum,
+        MultiKrum,
+        GeometricMedian,
+        CenteredClipping,
+        FoolsGold,
+        SybilWall,
+        Flag,
+    )
+}
 
 
 def get_rule(name: str, **params: Any) -> Rule:
