@@ -12,6 +12,7 @@ from market.chain.client import (
     reset_nonces,
     revert,
     send_transaction,
+    set_next_block_timestamp,
     snapshot,
 )
 from market.chain.compile import Artifact, compile_contracts
@@ -53,5 +54,6 @@ __all__ = [
     "reset_nonces",
     "revert",
     "send_transaction",
+    "set_next_block_timestamp",
     "snapshot",
 ]

@@ -255,3 +255,9 @@ def revert(w3: Web3, snap: str) -> None:
     reset_nonces()
     if not ok:
         raise ChainError(f"the node refused to revert to snapshot {snap} (already used?)")
+
+
+def set_next_block_timestamp(w3: Web3, timestamp: int) -> None:
+    """Make the dev chain's next block carry exactly ``timestamp`` (for boundary tests)."""
+    require_dev_chain(w3, "setting block timestamps")
+    w3.provider.make_request("evm_setNextBlockTimestamp", [int(timestamp)])
