@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 from safetensors.numpy import load as _st_load
-from safetensors.numpy import save as _st_save
 
 from market.errors import ConfigError
 from market.errors import UpdateFormatError as _BaseUpdateFormatError
@@ -295,6 +294,32 @@ def _check_entries(
             raise UpdateFormatError("bad_header", f"tensor {name!r} byte length mismatch")
 
 
+def _serialize(tensors: list[tuple[str, str, np.ndarray]], meta: dict[str, str]) -> bytes:
+    """A safetensors file with a byte-stable layout.
+
+    ``safetensors.numpy.save`` orders ``__metadata__`` keys from a hash map, so one update
+    could get several CIDs; here the header lists the metadata sorted, then the tensors
+    in the given order with their data laid out in that order, compact JSON padded with
+    spaces to a multiple of 8 bytes (as the reference writer pads).
+    """
+    header: dict[str, Any] = {"__metadata__": dict(sorted(meta.items()))}
+    chunks: list[bytes] = []
+    pos = 0
+    for name, dtype, arr in tensors:
+        np_dtype = np.dtype(_DTYPES[dtype][0]).newbyteorder("<")
+        raw = np.ascontiguousarray(arr, dtype=np_dtype).tobytes()
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(arr.shape),
+            "data_offsets": [pos, pos + len(raw)],
+        }
+        chunks.append(raw)
+        pos += len(raw)
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
+
+
 def _load(data: bytes) -> dict[str, np.ndarray]:
     try:
         return _st_load(bytes(data))
@@ -316,14 +341,14 @@ def encode_quantized(update: QuantizedUpdate, layout: ModelLayout) -> bytes:
     if q.shape != (layout.size,) or scales.shape != (layout.num_blocks,):
         raise UpdateFormatError("wrong_shape", f"q {q.shape} / scales {scales.shape} vs layout")
     _check_values(q, scales)
-    tensors = {n: np.ascontiguousarray(t) for n, t in _split_int8(q, layout).items()}
-    tensors[SCALES] = np.ascontiguousarray(scales)
+    tensors = [(n, "I8", t) for n, t in _split_int8(q, layout).items()]
+    tensors.append((SCALES, "F32", scales))
     meta = {
         "format": UPDATE_FORMAT,
         "block_size": str(BLOCK_SIZE),
         "tensor_order": ",".join(layout.names),
     }
-    return _st_save(tensors, metadata=meta)
+    return _serialize(tensors, meta)
 
 
 def _split_int8(q: np.ndarray, layout: ModelLayout) -> dict[str, np.ndarray]:
@@ -375,12 +400,12 @@ def decode_update(
 def encode_model(tensors: Mapping[str, Any]) -> bytes:
     """The global model as float32 safetensors, tensor order recorded in the metadata."""
     layout = ModelLayout.from_tensors(tensors)
-    arrays = {n: np.ascontiguousarray(np.asarray(t, dtype=np.float32)) for n, t in tensors.items()}
-    for name, arr in arrays.items():
+    arrays = [(n, "F32", np.asarray(t, dtype=np.float32)) for n, t in tensors.items()]
+    for name, _, arr in arrays:
         if not np.all(np.isfinite(arr)):
             raise UpdateFormatError("non_finite", f"tensor {name!r} has NaN or infinite values")
     meta = {"format": MODEL_FORMAT, "tensor_order": ",".join(layout.names)}
-    return _st_save(arrays, metadata=meta)
+    return _serialize(arrays, meta)
 
 
 def decode_model(
