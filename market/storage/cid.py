@@ -202,9 +202,11 @@ def parse_cid(cid: str) -> CidInfo:
             return _parse_binary(b58decode(text), v0_allowed=True)
         prefix, body = text[0], text[1:]
         if prefix in "bB":
-            if prefix == "b" and body != body.lower() or prefix == "B" and body != body.upper():
-                raise InvalidCidError(f"mixed-case base32 CID: {cid!r}")
-            info = _parse_binary(b32decode(body), v0_allowed=False)
+            raw = b32decode(body)
+            expected = b32encode(raw)
+            if body != (expected if prefix == "b" else expected.upper()):
+                raise InvalidCidError(f"non-canonical or mixed-case base32 CID: {cid!r}")
+            info = _parse_binary(raw, v0_allowed=False)
         elif prefix == "z":
             info = _parse_binary(b58decode(body), v0_allowed=False)
         else:

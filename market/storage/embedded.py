@@ -136,10 +136,10 @@ class EmbeddedStore(Store):
             return False
 
     def _has(self, cid: str, depth: int) -> bool:
-        if not self.has_block(cid):
+        if depth > MAX_DEPTH or not self.has_block(cid):
             return False
-        if parse_cid(cid).codec == "raw" or depth > MAX_DEPTH:
-            return depth <= MAX_DEPTH
+        if parse_cid(cid).codec == "raw":
+            return True
         node = decode_file_node(cid, self.get_block(cid))
         return all(self._has(child, depth + 1) for child, _ in node.children)
 

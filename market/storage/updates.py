@@ -193,9 +193,14 @@ def quantize(vec: np.ndarray, seed: int | np.random.Generator) -> QuantizedUpdat
     padded = np.zeros(nb * BLOCK_SIZE)
     padded[:d] = x
     blocks = padded.reshape(nb, BLOCK_SIZE)
-    scales = (np.abs(blocks).max(axis=1, initial=0.0) / QMAX).astype(np.float32)
+    maxabs = np.abs(blocks).max(axis=1, initial=0.0)
+    scales = (maxabs / QMAX).astype(np.float32)
     if not np.all(np.isfinite(scales)):
         raise UpdateFormatError("non_finite", "a block's scale overflows float32")
+    # A tiny non-zero block whose scale underflows float32 gets the smallest scale instead
+    # (then max|x| / s < 127 still), so |q · s − x| ≤ s holds for every block.
+    tiny = np.float32(np.finfo(np.float32).smallest_subnormal)
+    scales = np.where((scales == 0) & (maxabs > 0), tiny, scales).astype(np.float32)
     s64 = scales.astype(np.float64)
     safe = np.where(s64 > 0, s64, 1.0)
     # The scale is rounded to float32, so |x / s| may exceed 127 by an ulp: clip.

@@ -105,3 +105,10 @@ def test_multibase_codecs_round_trip():
         assert b58decode(b58encode(data)) == data
         assert b32decode(b32encode(data)) == data
     assert b32encode(b"f") == "my"
+
+
+def test_non_canonical_base32_is_refused():
+    # Same bytes, different trailing bits in the last character.
+    assert EMPTY.endswith("u")
+    with pytest.raises(InvalidCidError):
+        parse_cid(EMPTY[:-1] + "v")

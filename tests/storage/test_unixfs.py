@@ -211,3 +211,12 @@ def test_raw_root_over_limit():
 def test_digest_matches_hashlib_for_leaf():
     data = blob(10)
     assert parse_cid(cid_of(data)).digest == hashlib.sha256(data).digest()
+
+
+def test_reassemble_reads_dag_pb_leaf_files_too():
+    """Files added with a node's CIDv0 defaults (dag-pb leaves) read back as well."""
+    data = blob(3000, 9)
+    root, blocks = build_dag(data, chunk_size=256, max_links=3, raw_leaves=False, cid_version=0)
+    assert root.startswith("Qm")
+    canon = {parse_cid(c).to_v1(): b for c, b in blocks.items()}
+    assert reassemble(root, fetcher(canon)) == data

@@ -318,3 +318,13 @@ def test_golden_bytes_are_stable():
     assert cid_of(data) == "bafkreibc3qdf3i3jcu7i3pmlr3halytdmmo6xonk56667uo7yz77rmeo5i"
     assert cid_of(encode_model(d)) == "bafkreiadavbunvkvd4ro6xdmrm73vhfti45b4wborzu4onafbvxrh3ucay"
     assert decode_update(data, layout).q.tolist() == [0, 13, 25, 38, 51, 63, -127, 31]
+
+
+def test_subnormal_block_keeps_error_bound():
+    x = np.zeros(BLOCK_SIZE + 3)
+    x[:3] = [1e-45, -3e-44, 2e-40]
+    x[BLOCK_SIZE] = 5e-46
+    u = quantize(x, 0)
+    assert np.all(u.scales > 0)
+    s = np.repeat(u.scales.astype(np.float64), BLOCK_SIZE)[: x.size]
+    assert np.all(np.abs(u.dense() - x) <= s)
