@@ -6,9 +6,17 @@ from market.errors import ProofError
 
 def make_report() -> RoundReport:
     return RoundReport(
-        chain_id=31337, contract="0x" + "11" * 20, project_id=1, round=2, rule="fedavg",
-        rule_params={"max_samples": 10}, global_model="bafkreiglobal", new_model="bafkreinew",
-        budget_wei=10**18, total_wei=10**18 - 1, rewards_root="0x" + "ab" * 32,
+        chain_id=31337,
+        contract="0x" + "11" * 20,
+        project_id=1,
+        round=2,
+        rule="fedavg",
+        rule_params={"max_samples": 10},
+        global_model="bafkreiglobal",
+        new_model="bafkreinew",
+        budget_wei=10**18,
+        total_wei=10**18 - 1,
+        rewards_root="0x" + "ab" * 32,
         submissions=[
             SubmissionEntry("0x" + "22" * 20, "bafkreiu1", "accepted", None, 0.5, 5, 10**18 - 1),
             SubmissionEntry("0x" + "33" * 20, None, "rejected", "non_finite: NaN", 0.0, 0, 0),
