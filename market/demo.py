@@ -51,6 +51,12 @@ class DemoConfig:
     store: str = "embedded"
     data_dir: Path | None = None
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.trainers <= 10 - FIRST_TRAINER_ACCOUNT:
+            raise ConfigError(f"the demo runs 1 to {10 - FIRST_TRAINER_ACCOUNT} trainers")
+        if self.rounds < 1:
+            raise ConfigError("the demo needs at least one round")
+
 
 class DemoObserver(Protocol):
     def step(self, description: str) -> None: ...
@@ -71,8 +77,6 @@ def total_steps(config: DemoConfig) -> int:
 
 
 def run_demo(config: DemoConfig, observer: DemoObserver | None = None) -> dict[str, Any]:
-    if not 1 <= config.trainers <= 10 - FIRST_TRAINER_ACCOUNT:
-        raise ConfigError(f"the demo runs 1 to {10 - FIRST_TRAINER_ACCOUNT} trainers")
     observer = observer or _Silent()
     with tempfile.TemporaryDirectory(prefix="market-demo-") as scratch:
         data_dir = config.data_dir or Path(scratch)

@@ -41,13 +41,16 @@ def publish_spec(
     rule_params: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
     max_update_norm: float | None = None,
+    max_update_bytes: int | None = None,
 ) -> tuple[str, ProjectSpec]:
     """Upload a freshly initialised model and the spec that names it; return the spec CID."""
     weights = get_weights(build_model(model, seed=seed))
     layout = ModelLayout.from_tensors(weights)
     initial_cid = store.put(encode_model(weights))
     store.pin(initial_cid)
-    extra = {"training": training} if training else {}
+    extra: dict[str, Any] = {"training": training} if training else {}
+    if max_update_bytes is not None:
+        extra["max_update_bytes"] = max_update_bytes
     spec = ProjectSpec(
         name=name,
         model=model.to_dict(),

@@ -28,7 +28,14 @@ from market.db import Database, RoundRecord, TrainerHistory
 from market.errors import AggregationError, StorageError, UpdateFormatError
 from market.proofs import MerkleTree
 from market.spec import ProjectSpec
-from market.storage import ModelLayout, Store, decode_model, decode_update, encode_model
+from market.storage import (
+    ModelLayout,
+    Store,
+    TooLargeError,
+    decode_model,
+    decode_update,
+    encode_model,
+)
 from market.storage.cid import cid_of, digest_of_cid
 from market.storage.resolve import get_by_digest
 
@@ -208,6 +215,8 @@ class Aggregator:
         """(cid, update, None) for a valid update, else (cid or None, None, reason)."""
         try:
             cid, data = get_by_digest(self.store, digest, max_size=spec.max_update_bytes)
+        except TooLargeError:
+            return None, None, f"too_large: over the spec's {spec.max_update_bytes} bytes"
         except StorageError as exc:
             return None, None, f"unavailable: {exc}"
         try:
