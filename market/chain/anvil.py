@@ -86,7 +86,14 @@ class AnvilNode:
         """Start anvil and wait until it listens. ``block_time`` None means automine;
         ``chain_id`` None keeps anvil's 31337 (the only id dev keys work on); ``port`` 0 picks
         a free port."""
-        cmd = [str(find_anvil()), "--host", "127.0.0.1", "--port", str(int(port)), "--prune-history"]
+        cmd = [
+            str(find_anvil()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(int(port)),
+            "--prune-history",
+        ]
         if chain_id is not None:
             cmd += ["--chain-id", str(int(chain_id))]
         if block_time is not None:
