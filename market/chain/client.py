@@ -174,17 +174,21 @@ def send_transaction(
     state = _nonces(w3)
     with state.lock:
         address = account.address
-        if address not in state.next:
-            state.next[address] = w3.eth.get_transaction_count(address, "pending")
-        tx["nonce"] = state.next[address]
-        signed = account.sign_transaction(tx)
-        try:
-            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-        except Exception as exc:
-            state.next.pop(address, None)  # re-read from the chain next time
-            if isinstance(exc, ContractLogicError) and on_revert is not None:
-                raise on_revert(exc) from None
-            raise ChainError(f"sending the transaction failed: {exc}") from exc
+        for attempt in (1, 2):
+            if address not in state.next:
+                state.next[address] = w3.eth.get_transaction_count(address, "pending")
+            tx["nonce"] = state.next[address]
+            signed = account.sign_transaction(tx)
+            try:
+                tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+                break
+            except Exception as exc:
+                state.next.pop(address, None)  # re-read from the chain
+                if isinstance(exc, ContractLogicError) and on_revert is not None:
+                    raise on_revert(exc) from None
+                if attempt == 1 and "nonce" in str(exc).lower():
+                    continue  # someone else used this key: retry once with the chain's nonce
+                raise ChainError(f"sending the transaction failed: {exc}") from exc
         state.next[address] += 1
     try:
         receipt = w3.eth.wait_for_transaction_receipt(

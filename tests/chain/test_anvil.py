@@ -1,0 +1,66 @@
+"""The local anvil node: start, RPC, block time, and no orphan process after stop."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from market.chain import AnvilNode, chain_time, connect, find_anvil
+from market.errors import ChainError, ConfigError
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_find_anvil_returns_an_executable():
+    path = find_anvil()
+    assert path.is_file() and os.access(path, os.X_OK)
+
+
+def test_find_anvil_honours_env_and_rejects_bad_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("MARKET_ANVIL", str(tmp_path / "nope"))
+    with pytest.raises(ConfigError, match="MARKET_ANVIL"):
+        find_anvil()
+
+
+def test_node_stops_without_leaving_a_process():
+    with AnvilNode.start() as node:
+        pid = node.pid
+        assert node.rpc_url.startswith("http://127.0.0.1:")
+        assert connect(node.rpc_url).eth.chain_id == 31337
+        assert "Listening on" in node.output()
+    assert not node.is_running()
+    assert not _alive(pid)
+    node.stop()  # idempotent
+
+
+def test_block_time_mines_on_its_own():
+    with AnvilNode.start(block_time=0.5) as node:
+        w3 = connect(node.rpc_url)
+        first = w3.eth.block_number
+        time.sleep(1.3)
+        assert w3.eth.block_number > first
+
+
+def test_chain_id_option():
+    with AnvilNode.start(chain_id=4242) as node:
+        assert connect(node.rpc_url).eth.chain_id == 4242
+
+
+def test_connect_to_nothing_raises_chain_error():
+    with AnvilNode.start() as node:
+        url = node.rpc_url
+    with pytest.raises(ChainError, match="cannot reach"):
+        connect(url, timeout=2)
+
+
+def test_session_node_answers(anvil, w3):
+    assert anvil.is_running()
+    assert chain_time(w3) > 0
