@@ -22,6 +22,7 @@ from market.storage.unixfs import (
     root_cid,
 )
 from tests.storage.vectors import (
+    OURS_REGRESSION,
     TEST_CID_V1,
     TEST_CID_V1_VECTORS,
     V0_2015,
@@ -220,3 +221,59 @@ def test_reassemble_reads_dag_pb_leaf_files_too():
     assert root.startswith("Qm")
     canon = {parse_cid(c).to_v1(): b for c, b in blocks.items()}
     assert reassemble(root, fetcher(canon)) == data
+
+
+@pytest.mark.parametrize(("size", "cid"), OURS_REGRESSION)
+def test_our_profile_regression_vectors(size, cid):
+    assert cid_of(deterministic_bytes(size, "ours")) == cid
+
+
+def _go_balanced_root(data: bytes, chunk: int, max_links: int) -> str:
+    """go-unixfs importer/balanced, transcribed literally (depth-first fillNodeRec)."""
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)] or [b""]
+    it = iter(chunks)
+    pending = [next(it)]
+
+    def done() -> bool:
+        if pending:
+            return False
+        nxt = next(it, None)
+        if nxt is None:
+            return True
+        pending.append(nxt)
+        return False
+
+    def leaf() -> tuple[bytes, int, int]:
+        c = pending.pop() if pending else next(it)
+        return cid_bytes_v1(hashlib.sha256(c).digest(), "raw"), len(c), len(c)
+
+    def node(children: list[tuple[bytes, int, int]]) -> tuple[bytes, int, int]:
+        fs = UnixFSData(2, None, sum(c[2] for c in children), tuple(c[2] for c in children))
+        links = tuple(PBLink(c[0], "", c[1]) for c in children)
+        block = encode_pbnode(PBNode(links, encode_unixfs(fs)))
+        cid = cid_bytes_v1(hashlib.sha256(block).digest(), "dag-pb")
+        return cid, len(block) + sum(c[1] for c in children), fs.filesize
+
+    def fill(children: list, depth: int) -> list:
+        while len(children) < max_links and not done():
+            children.append(leaf() if depth == 1 else node(fill([], depth - 1)))
+        return children
+
+    root = leaf()
+    depth = 1
+    while not done():
+        root = node(fill([root], depth))
+        depth += 1
+    return parse_cid_bytes(root[0]).to_v1()
+
+
+@pytest.mark.parametrize("max_links", [2, 3, 4, 174])
+def test_matches_go_depth_first_builder(max_links):
+    rng = np.random.default_rng(max_links)
+    sizes = [0, 1, 16, 17, 16 * max_links, 16 * max_links + 1, 16 * max_links**2 + 1]
+    sizes += [16 * max_links**3 + 5] if max_links < 10 else []
+    sizes += list(rng.integers(0, 16 * min(max_links**2 * 3, max_links * 5), size=10))
+    for n in sizes:
+        data = rng.bytes(int(n))
+        expected = _go_balanced_root(data, 16, max_links)
+        assert root_cid(data, chunk_size=16, max_links=max_links) == expected, n

@@ -59,3 +59,15 @@ def deterministic_bytes(size: int, seed: str) -> bytes:
     chacha = pytest.importorskip("Crypto.Cipher.ChaCha20")
     cipher = chacha.new(key=hashlib.sha256(seed.encode()).digest(), nonce=bytes(12))
     return cipher.encrypt(bytes(size))
+
+
+# Our exact profile at the interesting sizes, computed by this implementation (each half of
+# the profile, raw leaves at 174 links and 256 KiB balanced chunking, is checked against
+# the published vectors above). Regression values, and the CIDs a real node must give for
+# deterministic_bytes(size, "ours").
+OURS_REGRESSION = [
+    (262144, "bafkreidraexlr4l474m52zldai7pnp2ogppo5khax2yko5ofpj73qsrwxu"),
+    (262145, "bafybeigte2zxo4z6367wkigstgzmhneepqrcz7tlctz4w7amgcgcytus4a"),
+    (174 * 262144, "bafybeier26cqk352emhpge2d2nfxdohh3zqrpqbhovxjkujujpayecw544"),
+    (175 * 262144, "bafybeibqzih5ysjsaatunwzthhkltxnn3ops445ud6zbi2jqylprkq7udi"),
+]
