@@ -2,17 +2,17 @@
 
 Policy (per project, public in the project spec):
 
-- **established** applicants — positive reputation from the project's seeds — are ranked
-  by reputation; those below ``min_reputation`` are refused (the network has an opinion of
-  them, and it is low), the best ``top_k`` are admitted. A Sybil region's reputation is
-  bounded by its attack edges (MeritRank), so a crowd of connected Sybils splits a bounded
-  mass and falls under the minimum as it grows.
-- **newcomers** — no reputation at all (never reached from the seeds, e.g. never paid) —
-  cannot be ranked; up to ``newcomer_quota`` of them are drawn by lottery so honest new
-  trainers can still enter. Fresh identities cost nothing, so the quota is what bounds a
-  crowd of them: never more than ``newcomer_quota`` per round, whatever the crowd's size
-  (a crowd of fresh identities does dilute honest newcomers' odds: a cost per application,
-  such as a bond, is the remedy, outside this module).
+- **established** applicants — ``known``: reachable from the project's seeds through the
+  feedback graph — are ranked by reputation; those below ``min_reputation`` are refused
+  (the network has an opinion of them, and it is low), the best ``top_k`` are admitted.
+  A Sybil region's reputation is bounded by its attack edges (MeritRank), so a crowd of
+  connected Sybils splits a bounded mass and falls under the minimum as it grows.
+- **newcomers** — unknown: no feedback path from the seeds leads to them — cannot be
+  ranked; up to ``newcomer_quota`` of them are drawn by lottery so honest new trainers can
+  still enter. Fresh identities cost nothing, so the quota is what bounds a crowd of them:
+  never more than ``newcomer_quota`` per round, whatever the crowd's size (a crowd of fresh
+  identities does dilute honest newcomers' odds: a cost per application, such as a bond,
+  is the remedy, outside this module).
 
 Every order is deterministic: ties and the lottery follow keccak256(public_seed ‖ address),
 with a public seed (e.g. a block hash fixed before applications close), so anyone holding
@@ -21,7 +21,7 @@ the graph and the seed recomputes the same list, root and proofs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -116,15 +116,23 @@ def admit(
     reputations: Mapping[str, float],
     policy: AdmissionPolicy,
     public_seed: bytes,
+    known: Collection[str] | None = None,
     tree_factory: Callable[[list[str]], AddressTree] | None = None,
 ) -> Admission:
     """Decide a round's admitted set.
 
     ``reputations`` maps addresses (any case) to reputation from the project's seeds
-    (absent = 0); ``public_seed`` fixes ties and the newcomer lottery; ``tree_factory``
-    builds the Merkle tree of the sorted admitted addresses.
+    (absent = 0); ``public_seed`` fixes ties and the newcomer lottery; ``known`` is the set
+    of addresses the seeds reach (``FeedbackGraph.reachable``) — without it, an address is
+    known when its reputation is positive, which a Monte-Carlo estimate can miss for a far
+    node; ``tree_factory`` builds the Merkle tree of the sorted admitted addresses.
     """
     rep = {normalise_address(a): float(v) for a, v in reputations.items()}
+    known_set = (
+        {normalise_address(a) for a in known if is_address(a)}
+        if known is not None
+        else {a for a, v in rep.items() if v > 0.0}
+    )
     seen: set[str] = set()
     ordered: list[str] = []
     for a in applicants:
@@ -137,12 +145,12 @@ def admit(
         return lottery_key(public_seed, a)
 
     refused: dict[str, str] = {}
-    established_pool = [a for a in ordered if rep.get(a, 0.0) > 0.0]
-    newcomer_pool = [a for a in ordered if rep.get(a, 0.0) <= 0.0]
+    established_pool = [a for a in ordered if a in known_set]
+    newcomer_pool = [a for a in ordered if a not in known_set]
 
     eligible = []
     for a in established_pool:
-        r = rep[a]
+        r = rep.get(a, 0.0)
         if r < policy.min_reputation:
             refused[a] = f"reputation {r:.6g} below the minimum {policy.min_reputation:.6g}"
         else:

@@ -166,6 +166,22 @@ class FeedbackGraph:
         changed, self._changed = self._changed, set()
         return changed
 
+    def reachable(self, seeds: Iterable[str]) -> set[str]:
+        """Nodes some path of feedback leads to from ``seeds`` (seeds excluded).
+
+        Exact, unlike a Monte-Carlo estimate that may miss a far node: admission uses it to
+        tell "known, with low reputation" from "never seen" (a newcomer).
+        """
+        start = [s for s in seeds if s in self._out]
+        seen = set(start)
+        stack = list(start)
+        while stack:
+            for nxt in self._out[stack.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return seen - set(start)
+
     def summary(self) -> dict[str, float]:
         """Small numbers for the ``/graph`` endpoint."""
         return {

@@ -65,32 +65,53 @@ def _seed_key(master: int, seed_node: str) -> int:
 
 
 class _SeedState:
-    """Walks from one seed and the counters the estimator reads."""
+    """Walks from one seed, the counters the estimator reads and a node → walks index."""
 
-    __slots__ = ("seed", "key", "walks", "visits", "hits", "pairs")
+    __slots__ = ("seed", "key", "walks", "visits", "hits", "pairs", "index", "_bridges")
 
     def __init__(self, seed: int, key: int) -> None:
         self.seed = seed
         self.key = key
         self.walks: list[list[int]] = []
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every count (before re-accounting all walks)."""
         self.visits: Counter[int] = Counter()
         self.hits: Counter[int] = Counter()
         self.pairs: Counter[tuple[int, int]] = Counter()
+        self.index: dict[int, set[int]] = {}
+        self._bridges: dict[int, float] | None = None
 
-    def account(self, walk: list[int], sign: int) -> None:
-        """Add (sign=1) or remove (sign=-1) one walk's visits, hits and bridge pairs."""
-        seen: list[int] = []
-        seen_set: set[int] = set()
-        for node in walk:
-            self.visits[node] += sign
-            if node in seen_set:
-                continue
-            self.hits[node] += sign
-            if node != self.seed:
-                for k in seen:
-                    self.pairs[(node, k)] += sign
-                seen.append(node)
-            seen_set.add(node)
+    def account(self, i: int, sign: int) -> None:
+        """Add (sign=1) or remove (sign=-1) walk i's visits, hits, bridge pairs, index."""
+        walk = self.walks[i]
+        first = list(dict.fromkeys(walk))  # distinct nodes in order of first visit
+        behind = [n for n in first if n != self.seed]
+        pairs = [(j, k) for m, j in enumerate(behind) for k in behind[:m]]
+        if sign > 0:
+            self.visits.update(walk)
+            self.hits.update(first)
+            self.pairs.update(pairs)
+            for n in first:
+                self.index.setdefault(n, set()).add(i)
+        else:
+            self.visits.subtract(walk)
+            self.hits.subtract(first)
+            self.pairs.subtract(pairs)
+            for n in first:
+                self.index[n].discard(i)
+        self._bridges = None
+
+    def bridges(self) -> dict[int, float]:
+        """bridge(j) = max_k (walks passing k before first j) / (walks visiting j)."""
+        if self._bridges is None:
+            best: dict[int, int] = {}
+            for (j, _k), c in self.pairs.items():
+                if c > best.get(j, 0):
+                    best[j] = c
+            self._bridges = {j: c / self.hits[j] for j, c in best.items() if self.hits[j]}
+        return self._bridges
 
 
 class MeritRank:
@@ -127,7 +148,6 @@ class MeritRank:
         self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._seeds: dict[int, _SeedState] = {}
-        self._index: dict[int, set[tuple[int, int]]] = {}  # node -> {(seed, walk index)}
         self.graph.take_changed()  # everything is new to us: rows are built on demand
         self.last_recomputed = 0  # walks re-continued by the last refresh (for benchmarks)
 
@@ -171,7 +191,7 @@ class MeritRank:
         """For each reached node, the largest share of its walks behind one other node."""
         self.refresh()
         st = self._state(seed)
-        share = self._bridges(st)
+        share = st.bridges()
         return {self._names[n]: v for n, v in sorted(share.items())}
 
     def walks(self, seed: str) -> list[list[str]]:
@@ -181,16 +201,9 @@ class MeritRank:
         return [[self._names[n] for n in w] for w in st.walks]
 
     # ------------------------------------------------------------------- estimator
-    def _bridges(self, st: _SeedState) -> dict[int, float]:
-        best: dict[int, int] = {}
-        for (j, _k), c in st.pairs.items():
-            if c > best.get(j, 0):
-                best[j] = c
-        return {j: c / st.hits[j] for j, c in best.items() if st.hits[j]}
-
     def _single(self, st: _SeedState) -> dict[int, float]:
         scale = self.alpha / self.walks_per_seed
-        bridges = self._bridges(st) if self.beta else {}
+        bridges = st.bridges() if self.beta else {}
         out = {}
         for node, c in st.visits.items():
             if c and node != st.seed:
@@ -213,9 +226,8 @@ class MeritRank:
             st = self._seeds[sid] = _SeedState(sid, _seed_key(self.seed, seed))
             st.walks = [[sid] for _ in range(self.walks_per_seed)]
             self._extend(st, list(range(self.walks_per_seed)))
-            for i, w in enumerate(st.walks):
-                self._index_walk(sid, i, w, 1)
-                st.account(w, 1)
+            for i in range(self.walks_per_seed):
+                st.account(i, 1)
         return st
 
     def _row(self, node: int) -> tuple[np.ndarray, np.ndarray]:
@@ -272,13 +284,6 @@ class MeritRank:
                 st.walks[i].append(n)
             pos = pos + 1
 
-    def _index_walk(self, sid: int, i: int, walk: list[int], sign: int) -> None:
-        for n in set(walk):
-            if sign > 0:
-                self._index.setdefault(n, set()).add((sid, i))
-            else:
-                self._index[n].discard((sid, i))
-
     def refresh(self) -> int:
         """Re-continue the walks through nodes whose out-edges changed; returns their count."""
         changed_names = self.graph.take_changed()
@@ -289,24 +294,23 @@ class MeritRank:
         for c in changed:
             self._rows.pop(c, None)
         self._csr = None
-        affected: dict[int, list[int]] = {}
-        for c in changed:
-            for sid, i in self._index.get(c, ()):
-                affected.setdefault(sid, []).append(i)
         count = 0
-        for sid, ids in affected.items():
-            st = self._seeds[sid]
-            ids = sorted(set(ids))
+        for st in self._seeds.values():
+            ids = sorted({i for c in changed for i in st.index.get(c, ())})
+            if not ids:
+                continue
+            full = len(ids) == len(st.walks)  # e.g. the seed's own edges changed
+            if full:
+                st.reset()
             for i in ids:
                 walk = st.walks[i]
-                st.account(walk, -1)
-                self._index_walk(sid, i, walk, -1)
+                if not full:
+                    st.account(i, -1)
                 cut = next(p for p, n in enumerate(walk) if n in changed)
                 del walk[cut + 1 :]
             self._extend(st, ids)
             for i in ids:
-                self._index_walk(sid, i, st.walks[i], 1)
-                st.account(st.walks[i], 1)
+                st.account(i, 1)
             count += len(ids)
         self.last_recomputed = count
         return count

@@ -95,3 +95,18 @@ def test_invalid_inputs_raise():
         admit(["not-an-address"], {}, AdmissionPolicy(top_k=1), SEED)
     with pytest.raises(ReputationError):
         AdmissionPolicy(top_k=-1)
+
+
+def test_known_low_reputation_is_refused_while_unknown_enters_the_lottery():
+    # addr(2) is reachable from the seeds but the estimate gave it nothing: refused, not a
+    # newcomer; addr(3) is unknown: a newcomer.
+    reps = {addr(1): 0.2}
+    out = admit(
+        [addr(1), addr(2), addr(3)],
+        reps,
+        AdmissionPolicy(top_k=5, min_reputation=0.01, newcomer_quota=1),
+        SEED,
+        known={addr(1), addr(2)},
+    )
+    assert out.established == [addr(1)] and out.newcomers == [addr(3)]
+    assert "below the minimum" in out.refused[addr(2)]

@@ -90,3 +90,12 @@ def test_epoch_cannot_go_back():
 def test_summary_counts():
     g = FeedbackGraph.from_events([RewardEvent("o", "t", 2.0, 0), RewardEvent("t", "u", 1.0, 0)])
     assert g.summary() == {"nodes": 3, "edges": 2, "epoch": 0, "gamma": 1.0, "total_weight": 3.0}
+
+
+def test_reachable_follows_feedback_paths_from_the_seeds():
+    g = FeedbackGraph()
+    for a, b in [("s", "a"), ("a", "b"), ("b", "a"), ("x", "y")]:
+        g.add_edge(a, b, 1.0)
+    assert g.reachable(["s"]) == {"a", "b"}
+    assert g.reachable(["s", "x"]) == {"a", "b", "y"}
+    assert g.reachable(["unknown"]) == set()
