@@ -68,6 +68,7 @@ contract LearningMarket is ReentrancyGuard {
     error ZeroRounds();
     error ZeroReward();
     error ZeroWindow();
+    error WindowTooLong(uint64 window, uint64 maxWindow);
     error WrongBudget(uint256 expected, uint256 sent);
     error NotOwner(address caller);
     error NotAggregator(address caller);
@@ -143,6 +144,10 @@ contract LearningMarket is ReentrancyGuard {
     event ProjectCancelled(uint256 indexed projectId, uint256 unopenedBudget);
     event Refunded(uint256 indexed projectId, address indexed owner, uint256 amount);
 
+    /// @notice Longest allowed window (each of submission, reveal, finalize): deadlines stay
+    /// far from uint64 overflow and a round cannot lock its budget for decades.
+    uint64 public constant MAX_WINDOW = 365 days;
+
     uint256 private _projectCount;
     mapping(uint256 projectId => Project) private _projects;
     mapping(uint256 projectId => mapping(uint32 round => Round)) private _rounds;
@@ -173,6 +178,9 @@ contract LearningMarket is ReentrancyGuard {
         if (rounds == 0) revert ZeroRounds();
         if (rewardPerRound == 0) revert ZeroReward();
         if (submissionWindow == 0 || revealWindow == 0 || finalizeWindow == 0) revert ZeroWindow();
+        _checkWindow(submissionWindow);
+        _checkWindow(revealWindow);
+        _checkWindow(finalizeWindow);
         uint256 expected = uint256(rounds) * rewardPerRound;
         if (msg.value != expected) revert WrongBudget(expected, msg.value);
 
@@ -489,6 +497,10 @@ contract LearningMarket is ReentrancyGuard {
         if (p.cancelled) return true;
         if (p.roundsOpened < p.rounds) return false;
         return _rounds[projectId][p.roundsOpened].state != RoundState.Open;
+    }
+
+    function _checkWindow(uint64 window) private pure {
+        if (window > MAX_WINDOW) revert WindowTooLong(window, MAX_WINDOW);
     }
 
     function _pay(address to, uint256 amount) private {

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import atexit
 import collections
+import ctypes
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from market.errors import ChainError, ConfigError
 
+_PR_SET_PDEATHSIG = 1
 _LISTENING = re.compile(r"Listening on (\S+):(\d+)")
 _RUNNING: weakref.WeakSet[AnvilNode] = weakref.WeakSet()
 
@@ -82,10 +85,17 @@ class AnvilNode:
         chain_id: int | None = None,
         port: int = 0,
         timeout: float = 30.0,
+        die_with_parent: bool = True,
     ) -> AnvilNode:
         """Start anvil and wait until it listens. ``block_time`` None means automine;
         ``chain_id`` None keeps anvil's 31337 (the only id dev keys work on); ``port`` 0 picks
-        a free port."""
+        a free port.
+
+        ``die_with_parent`` (Linux) has the kernel stop anvil if this process is killed
+        without running its exit hooks (SIGKILL, a CI timeout). The kernel ties it to the
+        *thread* that started the node: start long-lived nodes from the main thread, or
+        pass False and rely on :meth:`stop` and the exit hook.
+        """
         cmd = [
             str(find_anvil()),
             "--host",
@@ -106,6 +116,7 @@ class AnvilNode:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: stop() can signal all of it
+            preexec_fn=_die_with_parent if die_with_parent else None,
             text=True,
             bufsize=1,
         )
@@ -158,6 +169,16 @@ class AnvilNode:
     def __repr__(self) -> str:
         state = "running" if self.is_running() else "stopped"
         return f"AnvilNode({self.rpc_url}, pid={self.pid}, {state})"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM us when our parent goes away."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # best effort; stop() and the exit hook still apply
 
 
 def _terminate(process: subprocess.Popen, grace: float = 5.0) -> None:

@@ -64,3 +64,31 @@ def test_connect_to_nothing_raises_chain_error():
 def test_session_node_answers(anvil, w3):
     assert anvil.is_running()
     assert chain_time(w3) > 0
+
+
+def test_node_dies_with_a_killed_parent(tmp_path):
+    """A Python process killed with SIGKILL (no exit hooks) leaves no anvil behind."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "from market.chain import AnvilNode\n"
+        "import os, sys, time\n"
+        "node = AnvilNode.start()\n"
+        "print(node.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        anvil_pid = int(parent.stdout.readline())
+        assert _alive(anvil_pid)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(anvil_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(anvil_pid)
+    finally:
+        parent.kill()
+        parent.wait()

@@ -25,6 +25,9 @@ MISSING = 999
         ({"submission_window": 0}, "ZeroWindow"),
         ({"reveal_window": 0}, "ZeroWindow"),
         ({"finalize_window": 0}, "ZeroWindow"),
+        ({"submission_window": 365 * 86400 + 1}, "WindowTooLong"),
+        ({"reveal_window": 2**64 - 1}, "WindowTooLong"),
+        ({"finalize_window": 365 * 86400 + 1}, "WindowTooLong"),
     ],
 )
 def test_create_project_rejects_bad_terms(market_env, kwargs, error):
