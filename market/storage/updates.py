@@ -6,9 +6,10 @@ in [−127, 127] and s_b = max|x| / 127 a float32 per block (0 for a zero block)
 stochastically and without bias from a seeded generator. Integers keep the aggregator's
 Gram matrix exact (SPEC "Exact arithmetic").
 
-Files come from the network: the safetensors header is parsed and checked here (size,
-dtypes, shapes, contiguous in-bounds offsets) before any bytes reach the safetensors
-library, and every failure is an :class:`UpdateFormatError` with a stable ``reason``.
+Files come from the network: the safetensors header is parsed and checked (size,
+dtypes, shapes, contiguous in-bounds offsets, in :mod:`market.storage.tensorfile`) before
+any bytes reach the safetensors library; every failure is an :class:`UpdateFormatError`
+with a stable ``reason``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load as _st_load
 
 from market.errors import ConfigError
-from market.errors import UpdateFormatError as _BaseUpdateFormatError
 from market.storage.base import DEFAULT_MAX_SIZE
 from market.storage.cid import cid_of, digest_of_cid
+from market.storage.tensorfile import (  # noqa: F401  (re-exported)
+    REASONS,
+    UpdateFormatError,
+    check_entries,
+    load,
+    parse_header,
+    serialize,
+)
 
 BLOCK_SIZE = 1024
 QMAX = 127
@@ -33,29 +40,6 @@ UPDATE_FORMAT = "market-update/1"
 MODEL_FORMAT = "market-model/1"
 LAYOUT_FORMAT = "market-layout/1"
 SCALES = "__scales__"
-MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit
-
-REASONS = (
-    "too_large",
-    "bad_header",
-    "missing_tensor",
-    "extra_tensor",
-    "wrong_shape",
-    "wrong_dtype",
-    "out_of_range",
-    "non_finite",
-)
-
-_DTYPES = {"I8": (np.int8, 1), "F32": (np.float32, 4)}
-
-
-class UpdateFormatError(_BaseUpdateFormatError):
-    """A malformed update or model file; ``reason`` is one of :data:`REASONS`."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        assert reason in REASONS, reason
-        self.reason = reason
-        super().__init__(f"[{reason}] {message}")
 
 
 def bytes_digest(data: bytes) -> bytes:
@@ -211,127 +195,6 @@ def quantize(vec: np.ndarray, seed: int | np.random.Generator) -> QuantizedUpdat
     return QuantizedUpdate(q, scales)
 
 
-# -- safetensors header validation ------------------------------------------------------
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
-
-
-def _parse_header(data: bytes, max_size: int) -> tuple[dict[str, dict], dict[str, str]]:
-    """Check everything about a safetensors file except the tensor values."""
-    if len(data) > max_size:
-        raise UpdateFormatError("too_large", f"file is {len(data)} bytes, limit {max_size}")
-    if len(data) < 8:
-        raise UpdateFormatError("bad_header", "file shorter than the 8-byte header length")
-    n = int.from_bytes(data[:8], "little")
-    if n > len(data) - 8 or n > MAX_HEADER or n < 2:
-        raise UpdateFormatError("bad_header", f"header length {n} for a {len(data)}-byte file")
-    try:
-        header = json.loads(
-            bytes(data[8 : 8 + n]).decode("utf-8"), object_pairs_hook=_reject_duplicates
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise UpdateFormatError("bad_header", f"header is not JSON: {exc}") from exc
-    if not isinstance(header, dict):
-        raise UpdateFormatError("bad_header", "header is not a JSON object")
-    meta = header.pop("__metadata__", {})
-    if not isinstance(meta, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
-    ):
-        raise UpdateFormatError("bad_header", "__metadata__ must map strings to strings")
-    buffer_len = len(data) - 8 - n
-    spans = []
-    for name, info in header.items():
-        if (
-            not isinstance(info, dict)
-            or set(info) != {"dtype", "shape", "data_offsets"}
-            or not isinstance(info["dtype"], str)
-            or not isinstance(info["shape"], list)
-            or not all(type(x) is int and x >= 0 for x in info["shape"])
-            or not isinstance(info["data_offsets"], list)
-            or len(info["data_offsets"]) != 2
-            or not all(type(x) is int and x >= 0 for x in info["data_offsets"])
-        ):
-            raise UpdateFormatError("bad_header", f"malformed entry for tensor {name!r}")
-        start, end = info["data_offsets"]
-        spans.append((start, end, name))
-    spans.sort()
-    pos = 0
-    for start, end, name in spans:
-        if start != pos or end < start:
-            raise UpdateFormatError("bad_header", f"tensor {name!r} data is not contiguous")
-        pos = end
-    if pos != buffer_len:
-        raise UpdateFormatError("bad_header", f"tensors cover {pos} of {buffer_len} data bytes")
-    return header, meta
-
-
-def _check_entries(
-    header: dict[str, dict], meta: dict[str, str], fmt: str, expected: dict[str, tuple]
-) -> None:
-    """Names, dtypes, shapes and sizes against the expected ``{name: (dtype, shape)}``."""
-    if meta.get("format") != fmt:
-        raise UpdateFormatError("bad_header", f"format is {meta.get('format')!r}, expected {fmt!r}")
-    missing = [n for n in expected if n not in header]
-    if missing:
-        raise UpdateFormatError("missing_tensor", f"tensors missing: {missing}")
-    extra = [n for n in header if n not in expected]
-    if extra:
-        raise UpdateFormatError("extra_tensor", f"tensors not in the model: {extra}")
-    for name, (dtype, shape) in expected.items():
-        info = header[name]
-        if info["dtype"] != dtype:
-            raise UpdateFormatError(
-                "wrong_dtype", f"tensor {name!r} is {info['dtype']}, expected {dtype}"
-            )
-        if tuple(info["shape"]) != shape:
-            raise UpdateFormatError(
-                "wrong_shape", f"tensor {name!r} has shape {info['shape']}, expected {shape}"
-            )
-        start, end = info["data_offsets"]
-        if end - start != math.prod(shape) * _DTYPES[dtype][1]:
-            raise UpdateFormatError("bad_header", f"tensor {name!r} byte length mismatch")
-
-
-def _serialize(tensors: list[tuple[str, str, np.ndarray]], meta: dict[str, str]) -> bytes:
-    """A safetensors file with a byte-stable layout.
-
-    ``safetensors.numpy.save`` orders ``__metadata__`` keys from a hash map, so one update
-    could get several CIDs; here the header lists the metadata sorted, then the tensors
-    in the given order with their data laid out in that order, compact JSON padded with
-    spaces to a multiple of 8 bytes (as the reference writer pads).
-    """
-    header: dict[str, Any] = {"__metadata__": dict(sorted(meta.items()))}
-    chunks: list[bytes] = []
-    pos = 0
-    for name, dtype, arr in tensors:
-        np_dtype = np.dtype(_DTYPES[dtype][0]).newbyteorder("<")
-        raw = np.ascontiguousarray(arr, dtype=np_dtype).tobytes()
-        header[name] = {
-            "dtype": dtype,
-            "shape": list(arr.shape),
-            "data_offsets": [pos, pos + len(raw)],
-        }
-        chunks.append(raw)
-        pos += len(raw)
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-    text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
-
-
-def _load(data: bytes) -> dict[str, np.ndarray]:
-    try:
-        return _st_load(bytes(data))
-    except Exception as exc:  # the library's own checks, after ours
-        raise UpdateFormatError("bad_header", f"safetensors refused the file: {exc}") from exc
-
-
 # -- updates ------------------------------------------------------------------------------
 
 
@@ -353,7 +216,7 @@ def encode_quantized(update: QuantizedUpdate, layout: ModelLayout) -> bytes:
         "block_size": str(BLOCK_SIZE),
         "tensor_order": ",".join(layout.names),
     }
-    return _serialize(tensors, meta)
+    return serialize(tensors, meta)
 
 
 def _split_int8(q: np.ndarray, layout: ModelLayout) -> dict[str, np.ndarray]:
@@ -383,15 +246,15 @@ def decode_update(
     data: bytes, layout: ModelLayout, max_size: int = DEFAULT_MAX_SIZE
 ) -> QuantizedUpdate:
     """Validate and decode an untrusted update file for ``layout``."""
-    header, meta = _parse_header(data, max_size)
+    header, meta = parse_header(data, max_size)
     expected: dict[str, tuple] = {n: ("I8", s) for n, s in layout.entries}
     expected[SCALES] = ("F32", (layout.num_blocks,))
-    _check_entries(header, meta, UPDATE_FORMAT, expected)
+    check_entries(header, meta, UPDATE_FORMAT, expected)
     if meta.get("block_size") != str(BLOCK_SIZE):
         raise UpdateFormatError("bad_header", f"block_size {meta.get('block_size')!r}")
     if meta.get("tensor_order") != ",".join(layout.names):
         raise UpdateFormatError("bad_header", "tensor_order does not match the model's order")
-    tensors = _load(data)
+    tensors = load(data)
     parts = [tensors[n].reshape(-1) for n in layout.names]
     q = np.concatenate(parts).astype(np.int8) if parts else np.zeros(0, np.int8)
     scales = tensors[SCALES].astype(np.float32)
@@ -410,18 +273,18 @@ def encode_model(tensors: Mapping[str, Any]) -> bytes:
         if not np.all(np.isfinite(arr)):
             raise UpdateFormatError("non_finite", f"tensor {name!r} has NaN or infinite values")
     meta = {"format": MODEL_FORMAT, "tensor_order": ",".join(layout.names)}
-    return _serialize(arrays, meta)
+    return serialize(arrays, meta)
 
 
 def decode_model(
     data: bytes, layout: ModelLayout, max_size: int = DEFAULT_MAX_SIZE
 ) -> dict[str, np.ndarray]:
     """Validate and decode an untrusted model file; float32 tensors in layout order."""
-    header, meta = _parse_header(data, max_size)
-    _check_entries(header, meta, MODEL_FORMAT, {n: ("F32", s) for n, s in layout.entries})
+    header, meta = parse_header(data, max_size)
+    check_entries(header, meta, MODEL_FORMAT, {n: ("F32", s) for n, s in layout.entries})
     if meta.get("tensor_order") != ",".join(layout.names):
         raise UpdateFormatError("bad_header", "tensor_order does not match the model's order")
-    tensors = _load(data)
+    tensors = load(data)
     out = {}
     for name in layout.names:
         arr = np.array(tensors[name], dtype=np.float32)

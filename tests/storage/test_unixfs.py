@@ -134,21 +134,6 @@ def test_tsize_is_cumulative():
         assert link.tsize == len(child) + sum(x.tsize for x in inner.links)
 
 
-def test_pb_codec_round_trip_and_strictness():
-    node = PBNode((PBLink(b"\x01\x55\x12\x20" + bytes(32), "", 5),), b"\x08\x02")
-    assert decode_pbnode(encode_pbnode(node)) == node
-    enc = encode_pbnode(node)
-    data_field = enc[-4:]
-    with pytest.raises(ValueError):
-        decode_pbnode(data_field + enc[:-4])  # Data before Links
-    with pytest.raises(ValueError):
-        decode_pbnode(enc + b"\x1a\x00")  # unknown field 3
-    with pytest.raises(ValueError):
-        decode_pbnode(enc[:-1])  # truncated
-    fs = UnixFSData(2, b"abc", 3, ())
-    assert decode_unixfs(encode_unixfs(fs)) == fs
-
-
 # -- reassembly ---------------------------------------------------------------------------
 
 
