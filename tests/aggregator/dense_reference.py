@@ -79,9 +79,10 @@ def flag_dense(
                         cols.append(s * lam / (n * (n - 1)) * v)
         new = top(np.stack(cols, axis=1))
         new_err = objective(new)
-        if new_err > err:
+        if new_err > err * (1 + 1e-12):
             break
-        done = err - new_err <= 1e-10 * max(1.0, err)
+        moved = np.abs(((new.T @ x) ** 2).sum(0) - ((y.T @ x) ** 2).sum(0)).max()
+        done = moved <= 1e-12
         y, err = new, new_err
         if done:
             break

@@ -21,7 +21,7 @@ def test_flag_matches_dense_irls(m: int, lam: float, iters: int, scale: str) -> 
     base = rng.normal(size=(3, 600))
     u = rng.normal(size=(8, 3)) @ base + 0.3 * rng.normal(size=(8, 600))
     batch = QuantizedBatch.from_dense(u)
-    rule = get_rule("flag", m=m, lambda_=lam, max_iter=iters, scale=scale, tol=1e-10)
+    rule = get_rule("flag", m=m, lambda_=lam, max_iter=iters, scale=scale, tol=1e-12)
     res = rule.aggregate(batch)
     expected, y = ref.flag_dense(batch.dense(), m, lam, iters, scale=scale)
     assert rel_close(res.aggregate, expected, 1e-9)
