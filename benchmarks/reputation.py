@@ -110,6 +110,9 @@ def sybil_scenario(n_sybils: int, k: int, rounds: int, walks: int, fresh_flood: 
     fresh = [address(f"fresh{i}") for i in range(n_sybils)] if fresh_flood else []
     graph = FeedbackGraph.from_events(events + attack)
     bound = reach_probability(graph, owner, attacker, ALPHA)
+    region_nodes = {attacker, *sybils}
+    received = sum(w for _, d, w in graph.edges() if d in region_nodes)
+    naive_share = received / sum(w for _, _, w in graph.edges())
     mr = MeritRank(graph, alpha=ALPHA, beta=BETA, seed=7, walks_per_seed=walks)
     sybil_set = {*sybils, *fresh}  # the attacker itself did real work: counted apart
     waiting: dict[str, int] = {}
@@ -165,6 +168,7 @@ def sybil_scenario(n_sybils: int, k: int, rounds: int, walks: int, fresh_flood: 
             v for a, v in mr.reputation(owner).items() if a not in sybil_set and a != attacker
         ),
         "region_bound": bound,
+        "naive_received_share": naive_share,
     }
 
 
@@ -247,29 +251,55 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     for k in sorted({s["attack_edges"] for s in connected}):
         rows = [s for s in connected if s["attack_edges"] == k]
         xs = [s["sybils"] for s in rows]
-        axes[0].plot(xs, [s["sybil_region_reputation_round0"] for s in rows], "o-", label=f"k={k}")
+        axes[0].plot(
+            xs, [s["sybil_region_reputation_round0"] for s in rows], "o-", label=f"MeritRank, k={k}"
+        )
+        axes[0].plot(
+            xs,
+            [s["region_bound"] for s in rows],
+            "k:",
+            lw=1,
+            label=f"bound P(reach attacker), k={k}",
+        )
+        axes[0].plot(
+            xs,
+            [s["naive_received_share"] for s in rows],
+            "x--",
+            label=f"naive: share of rewards received, k={k}",
+        )
         axes[1].plot(
-            xs, [max(s["sybils_admitted_per_round"]) for s in rows], "o-", label=f"connected, k={k}"
+            xs,
+            [max(s["sybils_admitted_per_round"]) for s in rows],
+            "o-",
+            label=f"connected Sybils, k={k}",
         )
     axes[1].plot(
         [s["sybils"] for s in flood],
-        [max(s["sybils_admitted_per_round"]) for s in flood],
+        [max(r["sybils_admitted_as_newcomers"] for r in s["rounds"]) for s in flood],
         "s--",
-        label="fresh-identity flood",
+        label="fresh flood: new entries (newcomer slots)",
+    )
+    axes[1].plot(
+        [s["sybils"] for s in flood],
+        [max(s["sybils_admitted_per_round"]) for s in flood],
+        "^--",
+        label="fresh flood: admitted incl. earlier entrants (paid)",
     )
     quota = result["parameters"]["policy"]["newcomer_quota"]
     axes[1].axhline(quota, color="grey", ls=":", label="newcomer quota")
     for rows, label in ((connected, "connected Sybils"), (flood, "fresh flood")):
-        waits = [
-            np.mean(s["honest_newcomer_waits"]) if s["honest_newcomer_waits"] else np.nan
+        share = [
+            len(s["honest_newcomer_waits"])
+            / (len(s["honest_newcomer_waits"]) + s["honest_newcomers_still_waiting"])
             for s in rows
         ]
-        axes[2].plot([s["sybils"] for s in rows], waits, "o-", label=label)
+        axes[2].plot([s["sybils"] for s in rows], share, "o-", label=label)
     axes[0].set(
         xscale="log",
+        yscale="log",
         xlabel="Sybils S",
-        ylabel="Sybil region reputation",
-        title="Sybil region reputation (round 0)",
+        ylabel="reputation / share",
+        title="Sybil region (attacker + Sybils)",
     )
     axes[1].set(
         xscale="log",
@@ -280,11 +310,12 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     axes[2].set(
         xscale="log",
         xlabel="Sybils S",
-        ylabel="rounds",
-        title="honest newcomer wait (admitted ones)",
+        ylabel="share admitted",
+        ylim=(0, 1.05),
+        title="honest newcomers admitted during the run",
     )
     for ax in axes:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
