@@ -23,11 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from eth_utils import is_address, keccak, to_canonical_address, to_checksum_address
 
 from market.errors import ReputationError
+
+if TYPE_CHECKING:
+    from market.reputation.meritrank import MeritRank
 
 EMPTY_ROOT = b"\x00" * 32
 """Root published when nobody is admitted: no proof can match it, so every commit reverts."""
@@ -62,6 +65,28 @@ class AdmissionPolicy:
         if not self.min_reputation >= 0.0:
             raise ReputationError(f"min_reputation must be >= 0, got {self.min_reputation}")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The form stored in a project spec."""
+        return {
+            "top_k": self.top_k,
+            "min_reputation": self.min_reputation,
+            "newcomer_quota": self.newcomer_quota,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AdmissionPolicy:
+        unknown = set(data) - {"top_k", "min_reputation", "newcomer_quota"}
+        if unknown or "top_k" not in data:
+            raise ReputationError(
+                f"admission policy needs top_k (and optionally min_reputation, "
+                f"newcomer_quota); got keys {sorted(data)}"
+            )
+        return cls(
+            top_k=int(data["top_k"]),
+            min_reputation=float(data.get("min_reputation", 0.0)),
+            newcomer_quota=int(data.get("newcomer_quota", 0)),
+        )
+
 
 @dataclass(frozen=True)
 class Admission:
@@ -93,6 +118,24 @@ class Admission:
             "root": "0x" + self.root.hex(),
             "proofs": {a: ["0x" + p.hex() for p in ps] for a, ps in self.proofs.items()},
         }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Admission:
+        """Read back :meth:`to_json` (e.g. a trainer fetching its proof from the store)."""
+        try:
+            return cls(
+                admitted=list(doc["admitted"]),
+                established=list(doc["established"]),
+                newcomers=list(doc["newcomers"]),
+                refused=dict(doc["refused"]),
+                root=bytes.fromhex(doc["root"].removeprefix("0x")),
+                proofs={
+                    a: [bytes.fromhex(p.removeprefix("0x")) for p in ps]
+                    for a, ps in doc["proofs"].items()
+                },
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ReputationError(f"malformed admission document: {exc!r}") from exc
 
 
 def normalise_address(address: str) -> str:
@@ -184,3 +227,23 @@ def _tree(
         return EMPTY_ROOT, {}
     tree = factory(list(admitted))
     return bytes(tree.root), {a: [bytes(p) for p in tree.proof_for(a)] for a in admitted}
+
+
+def admission_for(
+    rank: MeritRank,
+    seeds: str | Sequence[str],
+    applicants: Iterable[str],
+    policy: AdmissionPolicy,
+    public_seed: bytes,
+    tree_factory: Callable[[list[str]], AddressTree] | None = None,
+) -> Admission:
+    """A round's admission from the project's seeds over ``rank``'s current graph."""
+    seed_list = [seeds] if isinstance(seeds, str) else list(seeds)
+    return admit(
+        applicants,
+        rank.reputation(seed_list),
+        policy,
+        public_seed,
+        known=rank.graph.reachable(seed_list),
+        tree_factory=tree_factory,
+    )

@@ -2,7 +2,16 @@ import pytest
 
 from market.errors import ReputationError
 from market.proofs.merkle import MerkleTree, address_leaf
-from market.reputation import EMPTY_ROOT, AdmissionPolicy, admit, lottery_key
+from market.reputation import (
+    EMPTY_ROOT,
+    Admission,
+    AdmissionPolicy,
+    FeedbackGraph,
+    MeritRank,
+    admission_for,
+    admit,
+    lottery_key,
+)
 
 
 def addr(i: int) -> str:
@@ -110,3 +119,28 @@ def test_known_low_reputation_is_refused_while_unknown_enters_the_lottery():
     )
     assert out.established == [addr(1)] and out.newcomers == [addr(3)]
     assert "below the minimum" in out.refused[addr(2)]
+
+
+def test_policy_and_admission_round_trip_through_json():
+    policy = AdmissionPolicy(top_k=4, min_reputation=0.01, newcomer_quota=2)
+    assert AdmissionPolicy.from_dict(policy.to_dict()) == policy
+    with pytest.raises(ReputationError):
+        AdmissionPolicy.from_dict({"top": 3})
+    reps = {addr(i): 1.0 / i for i in range(1, 6)}
+    out = admit([*reps, addr(77)], reps, policy, SEED)
+    assert Admission.from_json(out.to_json()) == out
+    with pytest.raises(ReputationError):
+        Admission.from_json({"admitted": []})
+
+
+def test_admission_for_uses_meritrank_and_graph_reachability():
+    owner, far, sybil, fresh = addr(1), addr(2), addr(3), addr(4)
+    g = FeedbackGraph()
+    g.add_edge(owner, far, 5.0)
+    g.add_edge(far, addr(5), 1000.0)
+    g.add_edge(far, sybil, 0.001)  # reachable, tiny reputation (maybe no walk at all)
+    mr = MeritRank(g, alpha=0.2, beta=0.5, seed=0, walks_per_seed=500)
+    policy = AdmissionPolicy(top_k=5, min_reputation=0.05, newcomer_quota=1)
+    out = admission_for(mr, owner, [far, sybil, fresh], policy, SEED)
+    assert out.established == [far] and out.newcomers == [fresh]
+    assert "below the minimum" in out.refused[sybil]

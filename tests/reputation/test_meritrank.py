@@ -169,3 +169,19 @@ def test_unknown_seed_has_no_reputation_and_bad_parameters_raise():
     for kwargs in ({"alpha": 0.0}, {"beta": 1.5}, {"walks_per_seed": 0}):
         with pytest.raises(ReputationError):
             MeritRank(FeedbackGraph(), **kwargs)
+
+
+def test_walk_stream_is_pinned():
+    """Changing the stream changes every admission list: it must be a deliberate change."""
+    g = FeedbackGraph()
+    for a, b, w in [("s", "a", 1), ("s", "b", 2), ("a", "b", 1), ("b", "a", 1), ("b", "c", 1)]:
+        g.add_edge(a, b, w)
+    mr = MeritRank(g, alpha=0.3, seed=0, walks_per_seed=6)
+    assert mr.walks("s") == [
+        ["s", "a"],
+        ["s", "b", "a"],
+        ["s"],
+        ["s", "b", "a", "b", "c"],
+        ["s", "a", "b", "a", "b", "c"],
+        ["s"],
+    ]
