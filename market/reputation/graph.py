@@ -2,10 +2,11 @@
 
 An edge owner → trainer carries the rewards the owner paid the trainer (and, optionally,
 aggregator scores); an epoch is a round. Epoch decay γ: feedback given in round r counts
-γ^(T − r) at the current epoch T, so old work fades and fresh work dominates.
+(1 − γ)^(T − r) at the current epoch T, so old work fades and fresh work dominates; γ = 0
+(the default) keeps every round at full weight. Like α and β, a larger γ decays more.
 
 Why the graph stores (value, epoch) per edge and not the decayed weight: advancing the epoch
-multiplies every edge by the same γ, which leaves each node's *relative* out-weights — the
+multiplies every edge by the same 1 − γ, which leaves each node's *relative* out-weights — the
 only thing a random walk reads — unchanged. So a new epoch alone never invalidates a walk;
 only new or changed edges do. The graph records which source nodes changed since the last
 ``take_changed()`` so that :class:`~market.reputation.meritrank.MeritRank` recomputes only
@@ -35,14 +36,15 @@ class RewardEvent:
 
 
 class FeedbackGraph:
-    """Directed graph of positive feedback with epoch decay γ ∈ (0, 1]."""
+    """Directed graph of positive feedback with epoch decay γ ∈ [0, 1)."""
 
-    def __init__(self, gamma: float = 1.0) -> None:
-        if not 0.0 < gamma <= 1.0:
-            raise ReputationError(f"epoch decay gamma must be in (0, 1], got {gamma}")
+    def __init__(self, gamma: float = 0.0) -> None:
+        if not 0.0 <= gamma < 1.0:
+            raise ReputationError(f"epoch decay gamma must be in [0, 1), got {gamma}")
         self.gamma = gamma
+        self._keep = 1.0 - gamma  # weight kept per epoch
         self.epoch = 0
-        # src -> dst -> [value, epoch_of_value]; weight at epoch T = value * γ^(T - epoch).
+        # src -> dst -> [value, epoch_of_value]; weight at epoch T = value·(1 − γ)^(T − epoch).
         self._out: dict[str, dict[str, list[float]]] = {}
         self._in_degree: dict[str, int] = {}
         self._changed: set[str] = set()
@@ -50,7 +52,7 @@ class FeedbackGraph:
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def from_events(cls, events: Iterable[RewardEvent], gamma: float = 1.0) -> FeedbackGraph:
+    def from_events(cls, events: Iterable[RewardEvent], gamma: float = 0.0) -> FeedbackGraph:
         """Build the graph from reward events in chain order (the indexer's output)."""
         graph = cls(gamma=gamma)
         graph.apply_events(events)
@@ -97,7 +99,7 @@ class FeedbackGraph:
         if accumulate and cell is not None:
             value, e0 = cell
             top = max(e0, ep)
-            new = value * self.gamma ** (top - e0) + weight * self.gamma ** (top - ep)
+            new = value * self._keep ** (top - e0) + weight * self._keep ** (top - ep)
             new_cell = [new, float(top)]
         else:
             new_cell = [weight, float(ep)]
@@ -136,7 +138,7 @@ class FeedbackGraph:
         cell = self._out.get(src, {}).get(dst)
         if cell is None:
             return 0.0
-        return cell[0] * self.gamma ** (self.epoch - cell[1])
+        return cell[0] * self._keep ** (self.epoch - cell[1])
 
     def edges(self) -> list[tuple[str, str, float]]:
         """(src, dst, decayed weight) for every edge, sorted."""
@@ -145,7 +147,7 @@ class FeedbackGraph:
     def out_row(self, src: str) -> tuple[list[str], list[float]]:
         """Successors of ``src`` sorted by name, with relative weights (epoch-free).
 
-        Weights are scaled to the row's newest epoch, γ^(e − e_max), so they stay in range
+        Weights are scaled to the row's newest epoch, (1 − γ)^(e_max − e), so they stay in range
         however many epochs pass; only ratios matter to a walk.
         """
         cached = self._rows.get(src)
@@ -155,7 +157,7 @@ class FeedbackGraph:
         names = sorted(row)
         if names:
             top = max(row[n][1] for n in names)
-            weights = [row[n][0] * self.gamma ** (top - row[n][1]) for n in names]
+            weights = [row[n][0] * self._keep ** (top - row[n][1]) for n in names]
         else:
             weights = []
         self._rows[src] = (names, weights)

@@ -15,7 +15,8 @@ PageRank mass of j estimated with random walks from s, attenuated by three decay
   bridge(j)). The paper applies the decay to nodes reached "mostly through one node"; we use
   the share itself rather than a threshold so the penalty is smooth — a documented choice.
 - **epoch decay γ**: lives in :class:`~market.reputation.graph.FeedbackGraph` (old rounds'
-  feedback weighs γ^age). The paper found γ can hurt Sybil tolerance; γ = 1 disables it.
+  feedback weighs (1 − γ)^age). The paper found it does not help Sybil tolerance; γ = 0
+  (the default) disables it.
 
 Several seeds (e.g. a project owner's trusted set): the mean of the per-seed reputations.
 

@@ -72,7 +72,8 @@ def test_changed_sources_are_reported_once():
         lambda g: g.add_edge("a", "b", -1.0),
         lambda g: g.add_edge("a", "b", float("nan")),
         lambda g: g.add_edge("a", "b", 1.0, epoch=-1),
-        lambda g: FeedbackGraph(gamma=0.0),
+        lambda g: FeedbackGraph(gamma=1.0),
+        lambda g: FeedbackGraph(gamma=-0.1),
     ],
 )
 def test_invalid_input_raises_reputation_error(call):
@@ -89,7 +90,7 @@ def test_epoch_cannot_go_back():
 
 def test_summary_counts():
     g = FeedbackGraph.from_events([RewardEvent("o", "t", 2.0, 0), RewardEvent("t", "u", 1.0, 0)])
-    assert g.summary() == {"nodes": 3, "edges": 2, "epoch": 0, "gamma": 1.0, "total_weight": 3.0}
+    assert g.summary() == {"nodes": 3, "edges": 2, "epoch": 0, "gamma": 0.0, "total_weight": 3.0}
 
 
 def test_reachable_follows_feedback_paths_from_the_seeds():

@@ -29,7 +29,7 @@ def standard_errors(mr: MeritRank, seed: str) -> dict[str, float]:
     return dict(zip(names, se.tolist(), strict=True))
 
 
-def random_graph(rng: np.random.Generator, n: int, p: float, gamma: float = 1.0) -> FeedbackGraph:
+def random_graph(rng: np.random.Generator, n: int, p: float, gamma: float = 0.0) -> FeedbackGraph:
     g = FeedbackGraph(gamma=gamma)
     names = [f"n{i}" for i in range(n)]
     for a in names:
@@ -43,7 +43,7 @@ def random_graph(rng: np.random.Generator, n: int, p: float, gamma: float = 1.0)
 @pytest.mark.parametrize("case", range(4))
 def test_walk_estimator_matches_exact_personalised_pagerank(case):
     rng = np.random.default_rng(case)
-    gamma = [1.0, 0.7, 1.0, 0.5][case]
+    gamma = [0.0, 0.3, 0.0, 0.5][case]
     alpha = [0.2, 0.15, 0.35, 0.25][case]
     g = random_graph(rng, n=7, p=0.4, gamma=gamma)
     mr = MeritRank(g, alpha=alpha, beta=0.0, seed=case, walks_per_seed=20_000, max_walk_length=200)
@@ -80,7 +80,7 @@ def test_same_seed_same_walks_other_seed_other_walks():
 def test_incremental_update_is_identical_to_recompute_from_scratch():
     rng = np.random.default_rng(5)
     names = [f"n{i}" for i in range(12)]
-    g = FeedbackGraph(gamma=0.8)
+    g = FeedbackGraph(gamma=0.2)
     edits = []
     for _ in range(60):
         a, b = rng.choice(names, size=2, replace=False)
@@ -93,7 +93,7 @@ def test_incremental_update_is_identical_to_recompute_from_scratch():
         mr.add_edge(a, b, w, e)
         mr.reputation("n0")  # forces one incremental update per edit
     mr.set_edge(edits[0][0], edits[0][1], 0.0)  # removal, too
-    fresh = FeedbackGraph(gamma=0.8)
+    fresh = FeedbackGraph(gamma=0.2)
     for a, b, w, e in edits:
         fresh.add_edge(a, b, w, e)
     fresh.set_edge(edits[0][0], edits[0][1], 0.0)
