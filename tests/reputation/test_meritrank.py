@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from market.errors import ReputationError
 from market.reputation import FeedbackGraph, MeritRank
@@ -185,3 +187,39 @@ def test_walk_stream_is_pinned():
         ["s", "a", "b", "a", "b", "c"],
         ["s"],
     ]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.integers(0, 5),
+            st.sampled_from([0.0, 0.5, 1.0, 3.0]),
+            st.integers(0, 3),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    split=st.integers(0, 25),
+)
+def test_any_edit_sequence_gives_the_same_walks_as_from_scratch(edits, split):
+    edits = [(f"n{a}", f"n{b}", w, e, replace) for a, b, w, e, replace in edits if a != b]
+
+    def apply(target, batch):
+        for a, b, w, e, replace in batch:
+            (target.set_edge if replace else target.add_edge)(a, b, w, e)
+
+    g = FeedbackGraph(gamma=0.25)
+    apply(g, edits[:split])
+    mr = MeritRank(g, alpha=0.25, beta=0.5, seed=1, walks_per_seed=150)
+    mr.reputation(["n0", "n1"])
+    for edit in edits[split:]:
+        apply(mr, [edit])
+        mr.refresh()
+    fresh = FeedbackGraph(gamma=0.25)
+    apply(fresh, edits)
+    scratch = MeritRank(fresh, alpha=0.25, beta=0.5, seed=1, walks_per_seed=150)
+    assert mr.walks("n0") == scratch.walks("n0")
+    assert mr.reputation(["n0", "n1"]) == scratch.reputation(["n0", "n1"])
