@@ -84,15 +84,28 @@ class EmbeddedStore(Store):
         return self.blocks_dir / key[-3:-1] / key
 
     def put_block(self, cid: str, block: bytes) -> None:
-        """Store one block after checking it matches ``cid``; a no-op if already there."""
+        """Store one block after checking it matches ``cid``.
+
+        A no-op if the same bytes are already there; a damaged copy is replaced, so
+        putting a blob again repairs it.
+        """
         verify_block(cid, block)
         path = self.block_path(cid)
-        if path.exists():
+        if self._holds(path, block):
             return
         try:
             atomic_write(path, block)
         except OSError as exc:
             raise StorageError(f"could not write block {normalize_cid(cid)}: {exc}") from exc
+
+    @staticmethod
+    def _holds(path: Path, block: bytes) -> bool:
+        try:
+            if path.stat().st_size != len(block):
+                return False
+            return path.read_bytes() == block
+        except OSError:
+            return False
 
     def get_block(self, cid: str, limit: int = MAX_BLOCK_SIZE) -> bytes:
         """Raw bytes of one block, verified; refused unread if larger than ``limit``."""

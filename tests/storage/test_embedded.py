@@ -170,3 +170,14 @@ def test_open_store(tmp_path):
     assert open_store("embedded:" + str(tmp_path / "x"), tmp_path).root == tmp_path / "x"
     with pytest.raises(ConfigError):
         open_store("s3://bucket", tmp_path)
+
+
+def test_put_again_repairs_a_damaged_block(store):
+    data = blob(CHUNK_SIZE + 9)
+    root = store.put(data)
+    victim = leaf_files(store, root)[0]
+    victim.write_bytes(b"garbage")
+    with pytest.raises(IntegrityError):
+        store.get(root)
+    assert store.put(data) == root
+    assert store.get(root) == data
