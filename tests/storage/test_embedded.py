@@ -181,3 +181,13 @@ def test_put_again_repairs_a_damaged_block(store):
         store.get(root)
     assert store.put(data) == root
     assert store.get(root) == data
+
+
+def test_open_store_ipfs_hook(tmp_path):
+    ipfs = pytest.importorskip("market.storage.ipfs")
+    s = open_store("ipfs:http://127.0.0.1:5999", tmp_path)  # no request is made here
+    try:
+        assert isinstance(s, ipfs.IpfsNodeStore)
+        assert s.api_url == "http://127.0.0.1:5999"
+    finally:
+        s.close()
