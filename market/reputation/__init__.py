@@ -2,18 +2,21 @@
 
 from market.reputation.admission import (
     EMPTY_ROOT,
+    POLICY_NAME,
     Admission,
     AdmissionPolicy,
     admission_for,
     admit,
     lottery_key,
     normalise_address,
+    policy_from_spec,
 )
 from market.reputation.graph import FeedbackGraph, RewardEvent
 from market.reputation.meritrank import MeritRank
 
 __all__ = [
     "EMPTY_ROOT",
+    "POLICY_NAME",
     "Admission",
     "AdmissionPolicy",
     "FeedbackGraph",
@@ -23,4 +26,5 @@ __all__ = [
     "admit",
     "lottery_key",
     "normalise_address",
+    "policy_from_spec",
 ]

@@ -32,8 +32,12 @@ from market.errors import ReputationError
 if TYPE_CHECKING:
     from market.reputation.meritrank import MeritRank
 
-EMPTY_ROOT = b"\x00" * 32
-"""Root published when nobody is admitted: no proof can match it, so every commit reverts."""
+EMPTY_ROOT = keccak(b"learning-market: nobody admitted")
+"""Root published when nobody is admitted. Not zero — the contract reads a zero root as
+"admission open" — and no address's leaf hashes to it, so every commit reverts."""
+
+POLICY_NAME = "meritrank"
+"""``ProjectSpec.admission["policy"]`` value selecting this policy (``"open"``: no list)."""
 
 
 class AddressTree(Protocol):
@@ -66,8 +70,9 @@ class AdmissionPolicy:
             raise ReputationError(f"min_reputation must be >= 0, got {self.min_reputation}")
 
     def to_dict(self) -> dict[str, Any]:
-        """The form stored in a project spec."""
+        """The form stored in a project spec's ``admission`` field."""
         return {
+            "policy": POLICY_NAME,
             "top_k": self.top_k,
             "min_reputation": self.min_reputation,
             "newcomer_quota": self.newcomer_quota,
@@ -75,17 +80,24 @@ class AdmissionPolicy:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AdmissionPolicy:
-        unknown = set(data) - {"top_k", "min_reputation", "newcomer_quota"}
-        if unknown or "top_k" not in data:
+        unknown = set(data) - {"policy", "top_k", "min_reputation", "newcomer_quota"}
+        if unknown or "top_k" not in data or data.get("policy", POLICY_NAME) != POLICY_NAME:
             raise ReputationError(
-                f"admission policy needs top_k (and optionally min_reputation, "
-                f"newcomer_quota); got keys {sorted(data)}"
+                f"a {POLICY_NAME} admission policy needs top_k (and optionally "
+                f"min_reputation, newcomer_quota); got {dict(data)}"
             )
         return cls(
             top_k=int(data["top_k"]),
             min_reputation=float(data.get("min_reputation", 0.0)),
             newcomer_quota=int(data.get("newcomer_quota", 0)),
         )
+
+
+def policy_from_spec(admission: Mapping[str, Any]) -> AdmissionPolicy | None:
+    """The policy in a project spec's ``admission`` field; None when admission is open."""
+    if admission.get("policy", "open") == "open":
+        return None
+    return AdmissionPolicy.from_dict(admission)
 
 
 @dataclass(frozen=True)

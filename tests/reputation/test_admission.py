@@ -11,6 +11,7 @@ from market.reputation import (
     admission_for,
     admit,
     lottery_key,
+    policy_from_spec,
 )
 
 
@@ -74,6 +75,7 @@ def test_root_and_proofs_match_the_openzeppelin_tree():
 def test_nobody_admitted_gives_the_empty_root():
     out = admit([addr(1)], {addr(1): 0.01}, AdmissionPolicy(top_k=3, min_reputation=0.1), SEED)
     assert out.admitted == [] and out.root == EMPTY_ROOT and out.proofs == {}
+    assert EMPTY_ROOT != b"\x00" * 32  # the contract reads a zero root as "open admission"
 
 
 def test_tree_is_a_parameter():
@@ -124,8 +126,11 @@ def test_known_low_reputation_is_refused_while_unknown_enters_the_lottery():
 def test_policy_and_admission_round_trip_through_json():
     policy = AdmissionPolicy(top_k=4, min_reputation=0.01, newcomer_quota=2)
     assert AdmissionPolicy.from_dict(policy.to_dict()) == policy
-    with pytest.raises(ReputationError):
-        AdmissionPolicy.from_dict({"top": 3})
+    assert policy_from_spec(policy.to_dict()) == policy
+    assert policy_from_spec({"policy": "open"}) is None
+    for bad in ({"top": 3}, {"policy": "other", "top_k": 3}):
+        with pytest.raises(ReputationError):
+            AdmissionPolicy.from_dict(bad)
     reps = {addr(i): 1.0 / i for i in range(1, 6)}
     out = admit([*reps, addr(77)], reps, policy, SEED)
     assert Admission.from_json(out.to_json()) == out
