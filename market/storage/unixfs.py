@@ -47,6 +47,10 @@ MAX_LINKS = 174
 # No block an IPFS node exchanges is larger (bitswap limit); nodes we build are ~8 KiB.
 MAX_BLOCK_SIZE = 2 * 1024 * 1024
 MAX_DEPTH = 16
+# Reading a DAG fetches at most MIN_BLOCK_BUDGET + filesize / MIN_AVG_BLOCK blocks
+# (ours: filesize / 256 KiB leaves), which bounds the work a hostile DAG can cause.
+MIN_BLOCK_BUDGET = 1024
+MIN_AVG_BLOCK = 256
 
 Fetch = Callable[[str, int], bytes]
 
@@ -212,8 +216,12 @@ def reassemble(root: str, fetch: Fetch, max_size: int = DEFAULT_MAX_SIZE) -> byt
     """
     info = parse_cid(root)
     out = bytearray()
+    budget = [1]  # blocks left to fetch: the root, then as many as its size allows
 
     def fetch_checked(cid: str, cinfo: CidInfo, limit: int, depth: int) -> bytes:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise IntegrityError(f"{root} has far more blocks than its size allows, at {cid}")
         try:
             block = fetch(cid, limit)
             if len(block) > limit:
@@ -253,8 +261,12 @@ def reassemble(root: str, fetch: Fetch, max_size: int = DEFAULT_MAX_SIZE) -> byt
             raise IntegrityError(
                 f"node {cid} covers {node.filesize} bytes but its parent declares {expected}"
             )
+        if depth == 0:
+            budget[0] = MIN_BLOCK_BUDGET + node.filesize // MIN_AVG_BLOCK
         out.extend(node.data)
         for child, size in node.children:
+            if size == 0:  # importers never link empty children; a loop of them is a DoS
+                raise IntegrityError(f"node {cid} links an empty child {child}")
             walk(parse_cid(child), size, depth + 1)
 
     walk(info, None, 0)

@@ -262,3 +262,43 @@ def test_matches_go_depth_first_builder(max_links):
         data = rng.bytes(int(n))
         expected = _go_balanced_root(data, 16, max_links)
         assert root_cid(data, chunk_size=16, max_links=max_links) == expected, n
+
+
+def _node(children: list[tuple[str, int, int]]) -> tuple[str, bytes]:
+    """A hand-made file node over (cid, tsize, filesize) children."""
+    fs = UnixFSData(2, None, sum(c[2] for c in children), tuple(c[2] for c in children))
+    links = tuple(
+        PBLink(cid_bytes_v1(parse_cid(c).digest, parse_cid(c).codec), "", t) for c, t, _ in children
+    )
+    block = encode_pbnode(PBNode(links, encode_unixfs(fs)))
+    return cid_for_block(block, "dag-pb"), block
+
+
+def test_empty_children_amplification_is_refused():
+    empty = cid_of(b"")
+    blocks = {empty: b""}
+    cid, block = _node([(empty, 0, 0)] * 174)
+    blocks[cid] = block
+    for _ in range(5):  # 174**5 empty leaves if followed
+        cid, block = _node([(cid, len(block), 0)] * 174)
+        blocks[cid] = block
+    with pytest.raises(IntegrityError, match="empty child"):
+        reassemble(cid, fetcher(blocks))
+
+
+def test_block_budget_bounds_tiny_leaf_dags():
+    one = cid_of(b"x")
+    blocks = {one: b"x"}
+    cid, block = _node([(one, 1, 1)] * 174)
+    blocks[cid] = block
+    size = 174
+    for _ in range(2):  # 174**3 one-byte leaves: more blocks than 5 MB allows
+        cid, block = _node([(cid, len(block), size)] * 174)
+        blocks[cid] = block
+        size *= 174
+    with pytest.raises(IntegrityError, match="far more blocks"):
+        reassemble(cid, fetcher(blocks))
+    # identical leaves (a file of zeros) are fine when the sizes are plausible
+    zeros = bytes(3 * CHUNK_SIZE)
+    root, zblocks = build_dag(zeros)
+    assert len(zblocks) == 2 and reassemble(root, fetcher(zblocks)) == zeros
