@@ -140,3 +140,22 @@ def test_error_selectors_cover_the_abi(artifacts):
         "UnknownProject", "ZeroAddress", "ZeroRounds", "TransferFailed",
     }  # fmt: skip
     assert expected <= names
+
+
+def test_revert_once_mined_is_decoded(market_env):
+    """Estimate passes (latest block inside the window) but the mined block is past the
+    deadline: the receipt has status 0 and the replay names the error."""
+    from market.chain import compute_commitment, set_next_block_timestamp
+
+    env, m = market_env, market_env.market
+    pid = env.create_project()
+    rnd, _ = m.open_round(env.aggregator, pid, b"\1" * 32)
+    deadline = m.get_round(pid, rnd).commit_deadline
+    trainer = env.trainers[0]
+    set_next_block_timestamp(env.w3, deadline + 1)
+    with pytest.raises(ContractRevert) as info:
+        m.commit_update(
+            trainer, pid, rnd, compute_commitment(b"\2" * 32, trainer.address, b"\3" * 32)
+        )
+    assert info.value.error_name == "CommitWindowClosed"
+    assert info.value.function == "commitUpdate"
