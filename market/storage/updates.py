@@ -36,6 +36,7 @@ from market.storage.tensorfile import (  # noqa: F401  (re-exported)
 
 BLOCK_SIZE = 1024
 QMAX = 127
+_QUANTIZE_CHUNK = 1024  # blocks per step of quantize (1M parameters)
 UPDATE_FORMAT = "market-update/1"
 MODEL_FORMAT = "market-model/1"
 LAYOUT_FORMAT = "market-layout/1"
@@ -174,24 +175,33 @@ def quantize(vec: np.ndarray, seed: int | np.random.Generator) -> QuantizedUpdat
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     d = x.shape[0]
     nb = -(-d // BLOCK_SIZE)
-    padded = np.zeros(nb * BLOCK_SIZE)
-    padded[:d] = x
-    blocks = padded.reshape(nb, BLOCK_SIZE)
-    maxabs = np.abs(blocks).max(axis=1, initial=0.0)
-    scales = (maxabs / QMAX).astype(np.float32)
-    if not np.all(np.isfinite(scales)):
-        raise UpdateFormatError("non_finite", "a block's scale overflows float32")
-    # A tiny non-zero block whose scale underflows float32 gets the smallest scale instead
-    # (then max|x| / s < 127 still), so |q · s − x| ≤ s holds for every block.
+    q = np.empty(nb * BLOCK_SIZE, dtype=np.int8)
+    scales = np.empty(nb, dtype=np.float32)
     tiny = np.float32(np.finfo(np.float32).smallest_subnormal)
-    scales = np.where((scales == 0) & (maxabs > 0), tiny, scales).astype(np.float32)
-    s64 = scales.astype(np.float64)
-    safe = np.where(s64 > 0, s64, 1.0)
-    # The scale is rounded to float32, so |x / s| may exceed 127 by an ulp: clip.
-    v = np.clip(blocks / safe[:, None], -QMAX, QMAX)
-    low = np.floor(v)
-    u = rng.random(v.shape)
-    q = (low + (u < (v - low))).astype(np.int8).reshape(-1)[:d]
+    # Chunks of blocks bound the float64 temporaries; the generator's stream is consumed
+    # in the same order as one big draw, so the result does not depend on the chunking.
+    for b0 in range(0, nb, _QUANTIZE_CHUNK):
+        b1 = min(nb, b0 + _QUANTIZE_CHUNK)
+        part = np.zeros((b1 - b0) * BLOCK_SIZE)
+        src = x[b0 * BLOCK_SIZE : b1 * BLOCK_SIZE]
+        part[: src.size] = src
+        blocks = part.reshape(b1 - b0, BLOCK_SIZE)
+        maxabs = np.abs(blocks).max(axis=1)
+        sc = (maxabs / QMAX).astype(np.float32)
+        if not np.all(np.isfinite(sc)):
+            raise UpdateFormatError("non_finite", "a block's scale overflows float32")
+        # A tiny non-zero block whose scale underflows float32 gets the smallest scale
+        # instead (then max|x| / s < 127 still), so |q · s − x| ≤ s holds for every block.
+        sc = np.where((sc == 0) & (maxabs > 0), tiny, sc).astype(np.float32)
+        s64 = sc.astype(np.float64)
+        safe = np.where(s64 > 0, s64, 1.0)
+        # The scale is rounded to float32, so |x / s| may exceed 127 by an ulp: clip.
+        v = np.clip(blocks / safe[:, None], -QMAX, QMAX)
+        low = np.floor(v)
+        u = rng.random(v.shape)
+        q[b0 * BLOCK_SIZE : b1 * BLOCK_SIZE] = (low + (u < (v - low))).reshape(-1)
+        scales[b0:b1] = sc
+    q = q[:d]
     return QuantizedUpdate(q, scales)
 
 

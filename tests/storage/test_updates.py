@@ -328,3 +328,13 @@ def test_subnormal_block_keeps_error_bound():
     assert np.all(u.scales > 0)
     s = np.repeat(u.scales.astype(np.float64), BLOCK_SIZE)[: x.size]
     assert np.all(np.abs(u.dense() - x) <= s)
+
+
+def test_quantize_does_not_depend_on_internal_chunking(monkeypatch):
+    import market.storage.updates as updates
+
+    x = np.random.default_rng(5).normal(size=20 * BLOCK_SIZE + 77)
+    whole = quantize(x, 9)
+    monkeypatch.setattr(updates, "_QUANTIZE_CHUNK", 3)
+    chunked = quantize(x, 9)
+    assert np.array_equal(whole.q, chunked.q) and np.array_equal(whole.scales, chunked.scales)
