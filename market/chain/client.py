@@ -117,6 +117,7 @@ def load_account(
 class _Nonces:
     lock: threading.Lock = field(default_factory=threading.Lock)
     next: dict[str, int] = field(default_factory=dict)
+    chain_id: int | None = None  # a connection's chain id never changes: ask once
 
 
 _NONCES: weakref.WeakKeyDictionary[Web3, _Nonces] = weakref.WeakKeyDictionary()
@@ -155,7 +156,10 @@ def send_transaction(
     tx = dict(tx)
     tx["from"] = account.address
     tx.setdefault("value", 0)
-    tx.setdefault("chainId", w3.eth.chain_id)
+    state = _nonces(w3)
+    if state.chain_id is None:
+        state.chain_id = w3.eth.chain_id
+    tx.setdefault("chainId", state.chain_id)
     try:
         estimate = w3.eth.estimate_gas(tx)
     except ContractLogicError as exc:
@@ -171,7 +175,6 @@ def send_transaction(
             priority = w3.eth.max_priority_fee
             tx["maxPriorityFeePerGas"] = priority
             tx["maxFeePerGas"] = 2 * base_fee + priority
-    state = _nonces(w3)
     with state.lock:
         address = account.address
         for attempt in (1, 2):

@@ -198,3 +198,14 @@ def test_escrow_invariant_across_many_projects(market_env):
     m.refund(env.owner, p2)
     env.assert_escrow_balanced()
     assert m.balance() == m.outstanding() > 0  # p1 and p3 still have an unopened round
+
+
+def test_local_commitment_equals_the_contracts(market_env):
+    import random
+
+    rng = random.Random(7)
+    m = market_env.market
+    for account in market_env.accounts:
+        update, salt = rng.randbytes(32), rng.randbytes(32)
+        on_chain = m.contract.functions.computeCommitment(update, account.address, salt).call()
+        assert m.compute_commitment(update, account.address, salt) == bytes(on_chain)
