@@ -31,15 +31,17 @@ def test_sketch_is_exact_for_small_models_and_linear() -> None:
     batch = random_batch(4, 3000, seed=4)
     u = batch.dense()
     small = Sketcher(4, 4096, 3000)
-    small.visit(0, u)
-    assert np.array_equal(small.result()[:, :3000], u)
-    big = Sketcher(4, 1024, 3000)
-    for col in range(0, 3000, 1024):
-        big.visit(col, u[:, col : col + 1024])
+    small.add_dense(0, u)
+    sk = small.result()
+    assert np.allclose(sk @ sk.T, u @ u.T, rtol=1e-12)
+    assert np.array_equal(np.abs(sk[:, :3000]), np.abs(u))
+    chunked = Sketcher(4, 1024, 3000)
+    for col in range(0, 3000, 700):
+        chunked.add_dense(col, u[:, col : col + 700])
     whole = Sketcher(4, 1024, 3000)
-    whole.visit(0, u)
-    assert np.allclose(big.result(), whole.result())
-    g = big.result() @ big.result().T
+    whole.add_dense(0, u)
+    assert np.allclose(chunked.result(), whole.result(), rtol=1e-12, atol=1e-12)
+    g = whole.result() @ whole.result().T
     assert np.allclose(np.diag(g), (u**2).sum(1), rtol=0.2)
 
 

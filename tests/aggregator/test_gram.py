@@ -30,7 +30,7 @@ def test_gram_does_not_depend_on_chunking() -> None:
 
     streamed = CallableSource(batch.n, batch.d, fetch)
     chunks_seen = []
-    g = gram(streamed, visit=lambda col, u: chunks_seen.append((col, u.shape)))
+    g = gram(streamed, visit=lambda col, q, s: chunks_seen.append((col, q.shape)))
     assert np.array_equal(g, gram(batch))
     assert chunks_seen[0][0] == 0 and sum(s[1] for _, s in chunks_seen) == batch.d
 

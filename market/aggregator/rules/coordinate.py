@@ -6,9 +6,10 @@ the Gram pass, see :mod:`market.aggregator.engine`). Convention (ByzFL's ``Media
 trimmed mean drops the f smallest and f largest values per coordinate and averages the
 n − 2f left. Both are unweighted (sample counts are self-reported).
 
-Determinism: a partition finds the order statistics, then the kept values are summed in a
-canonical order (strictly-inside values in index order, then the boundary value times its
-multiplicity), so the result does not depend on how the partition arranged ties.
+Determinism: each coordinate's n values are sorted (a canonical order: ties are equal
+values) and the kept ones summed in that order by an explicit loop, so the bytes do not
+depend on the sort algorithm. Layout: sub-chunks are transposed to (cols, n) so each sort
+runs over contiguous memory that stays in cache.
 
 Coefficients are *effective* weights (``linear=False``): the share of coordinates on which
 each update's value was kept, divided by the number kept — Σ c_i = 1, and c_i = 0 means the
@@ -27,56 +28,69 @@ from market.aggregator.rules.base import (
     ChunkSource,
     Rule,
     check_inputs,
-    dequantize,
 )
 from market.aggregator.rules.gram_rule import resolve_f
 from market.errors import AggregationError
 
-
-def _order_stats(u: np.ndarray, lo_k: int, hi_k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The lo_k-th and hi_k-th smallest value of every column (0-based)."""
-    part = np.partition(u, sorted({lo_k, hi_k}), axis=0)
-    return part[lo_k], part[hi_k]
+# Columns per sub-chunk: a (cols, n) float64 slab that stays in cache while it is sorted.
+SUB_VALUES = 1 << 18
 
 
-def trimmed_chunk(u: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
-    """Trimmed mean of each column of ``u`` (n, c) and each row's kept mass (n,)."""
-    n, c = u.shape
+def dequantize_t(q: np.ndarray, s: np.ndarray, block_size: int) -> np.ndarray:
+    """Exact float64 values of a chunk, transposed to (cols, n) so each coordinate's n
+    values are contiguous for sorting."""
+    n, c = q.shape
+    blocks = s.shape[1]
+    qt = np.ascontiguousarray(q.T)
+    pad = blocks * block_size - c
+    if pad:
+        qt = np.pad(qt, ((0, pad), (0, 0)))
+    u = qt.reshape(blocks, block_size, n).astype(np.float64)
+    u *= s.T.astype(np.float64)[:, None, :]
+    return u.reshape(-1, n)[:c]
+
+
+def trimmed_chunk(ut: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """Trimmed mean of each coordinate (row of ``ut`` (c, n)) and each update's kept mass."""
+    c, n = ut.shape
     keep = n - 2 * f
-    acc = np.zeros(c)
+    srt = np.sort(ut, axis=1)
+    # Canonical sum: kept values in sorted order, an explicit loop (no reduction reordering).
+    acc = srt[:, f].copy()
+    for j in range(f + 1, n - f):
+        acc += srt[:, j]
     if f == 0:
-        for i in range(n):
-            acc += u[i]
         return acc / n, np.full(n, c / n)
-    lo, hi = _order_stats(u, f, n - f - 1)
-    inside = (u > lo) & (u < hi)
-    for i in range(n):
-        acc += np.where(inside[i], u[i], 0.0)
-    eq_lo, eq_hi = u == lo, u == hi
-    e_lo, e_hi = eq_lo.sum(axis=0), eq_hi.sum(axis=0)
-    same = lo == hi
-    # Sorted positions f .. n-f-1 are kept: the copies of lo and of hi among them.
-    need_lo = np.where(same, keep, (u < lo).sum(axis=0) + e_lo - f)
-    need_hi = np.where(same, 0, e_hi + (u > hi).sum(axis=0) - f)
-    acc = acc + lo * need_lo
-    acc = acc + hi * need_hi
-    share = inside.astype(np.float64)
-    share += eq_lo * (need_lo / e_lo)
-    share += eq_hi * np.where(same, 0.0, need_hi / e_hi)
-    return acc / keep, share.sum(axis=1) / keep
+    lo, hi = srt[:, f : f + 1], srt[:, n - f - 1 : n - f]
+    inside = (ut > lo) & (ut < hi)
+    eq_lo, eq_hi = ut == lo, ut == hi
+    e_lo, e_hi = eq_lo.sum(axis=1), eq_hi.sum(axis=1)
+    n_lt = (ut < lo).sum(axis=1)
+    n_gt = n - n_lt - e_lo - inside.sum(axis=1) - e_hi
+    same = lo[:, 0] == hi[:, 0]
+    # Sorted positions f … n−f−1 are kept: how many copies of lo and of hi fall inside.
+    need_lo = np.where(same, keep, n_lt + e_lo - f)
+    need_hi = np.where(same, 0, e_hi + n_gt - f)
+    share = inside.sum(axis=0).astype(np.float64)
+    share += (eq_lo * (need_lo / e_lo)[:, None]).sum(axis=0)
+    share += (eq_hi * np.where(same, 0.0, need_hi / e_hi)[:, None]).sum(axis=0)
+    return acc / keep, share / keep
 
 
-def median_chunk(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median of each column and each row's share of the selections."""
-    n = u.shape[0]
+def median_chunk(ut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median of each coordinate (row of ``ut``) and each update's share of selections."""
+    n = ut.shape[1]
     lo_k, hi_k = (n - 1) // 2, n // 2
-    lo, hi = _order_stats(u, lo_k, hi_k)
-    eq_lo = u == lo
+    srt = np.sort(ut, axis=1)
+    lo = srt[:, lo_k : lo_k + 1]
+    eq_lo = ut == lo
     if lo_k == hi_k:
-        return lo, (eq_lo / eq_lo.sum(axis=0)).sum(axis=1)
-    eq_hi = u == hi
-    share = eq_lo * (0.5 / eq_lo.sum(axis=0)) + eq_hi * (0.5 / eq_hi.sum(axis=0))
-    return (lo + hi) / 2.0, share.sum(axis=1)
+        return lo[:, 0].copy(), (eq_lo / eq_lo.sum(axis=1, keepdims=True)).sum(axis=0)
+    hi = srt[:, hi_k : hi_k + 1]
+    eq_hi = ut == hi
+    share = eq_lo * (0.5 / eq_lo.sum(axis=1, keepdims=True))
+    share += eq_hi * (0.5 / eq_hi.sum(axis=1, keepdims=True))
+    return (lo[:, 0] + hi[:, 0]) / 2.0, share.sum(axis=0)
 
 
 class CoordinateRule(Rule):
@@ -102,25 +116,30 @@ class CoordinateRule(Rule):
         ids: list[str] | None = None,
     ) -> AggregationResult:
         check_inputs(batch, sample_counts, ids)
-        acc = CoordinateAccumulator(self, batch.n, batch.d)
+        acc = CoordinateAccumulator(self, batch.n, batch.d, batch.block_size)
         for col, q, s in batch.chunks():
-            acc.visit(col, dequantize(q, s, batch.block_size))
+            acc.visit(col, q, s)
         return acc.result()
 
 
 class CoordinateAccumulator:
     """Collects a coordinate rule's output chunk by chunk (usable as a Gram-pass visitor)."""
 
-    def __init__(self, rule: CoordinateRule, n: int, d: int) -> None:
+    def __init__(self, rule: CoordinateRule, n: int, d: int, block_size: int) -> None:
         rule.start(n)
-        self.rule, self.n, self.d = rule, n, d
+        self.rule, self.n, self.d, self.block_size = rule, n, d, block_size
         self.out = np.zeros(d)
         self.mass = np.zeros(n)
+        self.sub_blocks = max(1, SUB_VALUES // (n * block_size))
 
-    def visit(self, col: int, u: np.ndarray) -> None:
-        agg, mass = self.rule._chunk(u)
-        self.out[col : col + u.shape[1]] = agg
-        self.mass += mass
+    def visit(self, col: int, q: np.ndarray, s: np.ndarray) -> None:
+        b, step = self.block_size, self.sub_blocks
+        for k in range(0, s.shape[1], step):
+            ut = dequantize_t(q[:, k * b : (k + step) * b], s[:, k : k + step], b)
+            agg, mass = self.rule._chunk(ut)
+            start = col + k * b
+            self.out[start : start + ut.shape[0]] = agg
+            self.mass += mass
 
     def result(self) -> AggregationResult:
         c = self.mass / self.d

@@ -69,7 +69,7 @@ class GramRule(Rule):
         if k:
             from market.aggregator.rules.sketch import Sketcher
 
-            sketcher = Sketcher(batch.n, k, batch.d)
+            sketcher = Sketcher(batch.n, k, batch.d, batch.block_size)
             g = gram(batch, visit=sketcher.visit)
             sketches = sketcher.result()
         else:

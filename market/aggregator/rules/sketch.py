@@ -3,48 +3,54 @@
 SybilWall and FoolsGold compare each trainer's *accumulated history* of updates across
 rounds. Keeping d floats per trainer between rounds is too much for a JSON state, so the
 state keeps a k-dimensional CountSketch of the history instead: coordinate j goes to
-bucket h(j) with sign σ(j), both from a fixed multiply-shift hash of j (identical on every
-machine), and sketches add up exactly like the vectors they sketch. Inner products are
-preserved in expectation (error ≈ ‖a‖‖b‖/√k). When d ≤ k the sketch is the identity map,
-so small models get exact history similarities.
+bucket h(j) = j mod k with sign σ(j) from a fixed multiply-shift hash of j (identical on
+every machine), and sketches add up like the vectors they sketch. Inner products are
+preserved in expectation (error ≈ ‖a‖‖b‖/√k). When d ≤ k no two coordinates collide and
+the sketch is a signed copy, so small models get exact history similarities.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_MUL_BUCKET = np.uint64(0x9E3779B97F4A7C15)
+from market.aggregator.rules.base import dequantize
+
 _MUL_SIGN = np.uint64(0xC2B2AE3D27D4EB4F)
 _ADD = np.uint64(0x165667B19E3779F9)
 
 
-def hash_columns(start: int, stop: int, k: int, d: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bucket (int64) and sign (float64 ±1) of columns [start, stop)."""
+def column_signs(start: int, stop: int) -> np.ndarray:
+    """σ(j) = ±1 for columns [start, stop), from a fixed multiply-shift hash of j."""
     j = np.arange(start, stop, dtype=np.uint64)
-    if d <= k:
-        return j.astype(np.int64), np.ones(stop - start)
-    shift = np.uint64(64 - int(np.log2(k)))
     with np.errstate(over="ignore"):
-        bucket = ((j * _MUL_BUCKET + _ADD) >> shift).astype(np.int64)
-        sign_bit = ((j * _MUL_SIGN + _ADD) >> np.uint64(63)).astype(np.int64)
-    return bucket, 1.0 - 2.0 * sign_bit
+        bit = ((j * _MUL_SIGN + _ADD) >> np.uint64(63)).astype(np.float64)
+    return 1.0 - 2.0 * bit
 
 
 class Sketcher:
-    """Accumulates the (n, k) sketches of a batch, chunk by chunk in column order."""
+    """Accumulates the (n, k) sketches of a batch, chunk by chunk in column order.
 
-    def __init__(self, n: int, k: int, d: int | None = None) -> None:
+    Bucket h(j) = j mod k (so d ≤ k gives the identity up to signs, an exact sketch), sign
+    σ(j) hashed: the random signs make colliding coordinates cancel in expectation.
+    """
+
+    def __init__(self, n: int, k: int, d: int, block_size: int = 1024) -> None:
         if k < 1 or k & (k - 1):
             raise ValueError(f"sketch dimension must be a power of two, got {k}")
-        self.n, self.k, self.d = n, k, d
+        self.n, self.k, self.d, self.block_size = n, k, d, block_size
         self.out = np.zeros((n, k))
 
-    def visit(self, col: int, u: np.ndarray) -> None:
-        d = self.d if self.d is not None else 1 << 62
-        bucket, sign = hash_columns(col, col + u.shape[1], self.k, d)
-        signed = u * sign
-        for i in range(self.n):
-            self.out[i] += np.bincount(bucket, weights=signed[i], minlength=self.k)
+    def visit(self, col: int, q: np.ndarray, s: np.ndarray) -> None:
+        self.add_dense(col, dequantize(q, s, self.block_size))
+
+    def add_dense(self, col: int, u: np.ndarray) -> None:
+        c = u.shape[1]
+        signed = u * column_signs(col, col + c)
+        offset = col % self.k
+        pad_right = (-(offset + c)) % self.k
+        if offset or pad_right:
+            signed = np.pad(signed, ((0, 0), (offset, pad_right)))
+        self.out += signed.reshape(self.n, -1, self.k).sum(axis=1)
 
     def result(self) -> np.ndarray:
         return self.out
