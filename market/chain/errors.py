@@ -65,6 +65,9 @@ class ContractRevert(ChainError):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self):  # keep error_name/args right across pickling (multiprocessing)
+        return (self.__class__, (self.error_name, self.args), self.__dict__)
+
 
 def _show(value: Any) -> str:
     if isinstance(value, bytes):

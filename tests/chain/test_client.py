@@ -159,3 +159,16 @@ def test_revert_once_mined_is_decoded(market_env):
         )
     assert info.value.error_name == "CommitWindowClosed"
     assert info.value.function == "commitUpdate"
+
+
+def test_contract_revert_survives_pickling():
+    import pickle
+
+    exc = ContractRevert("NotAdmitted", ("0x" + "11" * 20,), selector=b"\1\2\3\4", function="f")
+    copy = pickle.loads(pickle.dumps(exc))
+    assert (copy.error_name, copy.args, copy.selector, str(copy)) == (
+        exc.error_name,
+        exc.args,
+        exc.selector,
+        str(exc),
+    )

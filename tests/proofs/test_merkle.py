@@ -135,3 +135,27 @@ def test_contract_accepts_python_proofs_for_admission_and_claims(market_env):
     for t, a in zip(trainers, amounts, strict=True):
         m.claim(t, pid, rnd, a, rewards.proof_for(t.address))
     assert m.get_round(pid, rnd).claimed == sum(amounts)
+
+
+def test_property_every_proof_verifies_and_order_does_not_matter():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    entries_strategy = st.dictionaries(
+        st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex()),
+        st.integers(min_value=0, max_value=2**256 - 1),
+        min_size=1,
+        max_size=40,
+    )
+
+    @settings(max_examples=60, deadline=None)
+    @given(entries_strategy, st.randoms(use_true_random=False))
+    def check(entries, rnd):
+        items = list(entries.items())
+        tree = MerkleTree.of_rewards(items)
+        for i, (account, amount) in enumerate(items):
+            assert MerkleTree.verify(tree.root, reward_leaf(account, amount), tree.proof(i))
+        rnd.shuffle(items)
+        assert MerkleTree.of_rewards(items).root == tree.root
+
+    check()
