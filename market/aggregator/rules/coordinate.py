@@ -62,6 +62,19 @@ def trimmed_chunk(ut: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
     if f == 0:
         return acc / n, np.full(n, c / n)
     lo, hi = srt[:, f : f + 1], srt[:, n - f - 1 : n - f]
+    kept = (ut >= lo) & (ut <= hi)
+    tie = kept.sum(axis=1) != keep  # a boundary value repeats: share it fairly
+    if not tie.any():
+        return acc / keep, kept.sum(axis=0) / keep
+    share = kept[~tie].sum(axis=0).astype(np.float64)
+    share += _tied_shares(ut[tie], lo[tie], hi[tie], f)
+    return acc / keep, share / keep
+
+
+def _tied_shares(ut: np.ndarray, lo: np.ndarray, hi: np.ndarray, f: int) -> np.ndarray:
+    """Per-update kept mass on coordinates whose boundary values repeat."""
+    n = ut.shape[1]
+    keep = n - 2 * f
     inside = (ut > lo) & (ut < hi)
     eq_lo, eq_hi = ut == lo, ut == hi
     e_lo, e_hi = eq_lo.sum(axis=1), eq_hi.sum(axis=1)
@@ -72,9 +85,9 @@ def trimmed_chunk(ut: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
     need_lo = np.where(same, keep, n_lt + e_lo - f)
     need_hi = np.where(same, 0, e_hi + n_gt - f)
     share = inside.sum(axis=0).astype(np.float64)
-    share += (eq_lo * (need_lo / e_lo)[:, None]).sum(axis=0)
-    share += (eq_hi * np.where(same, 0.0, need_hi / e_hi)[:, None]).sum(axis=0)
-    return acc / keep, share / keep
+    share += (need_lo / e_lo) @ eq_lo
+    share += np.where(same, 0.0, need_hi / np.maximum(e_hi, 1)) @ eq_hi
+    return share
 
 
 def median_chunk(ut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,13 +97,22 @@ def median_chunk(ut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     srt = np.sort(ut, axis=1)
     lo = srt[:, lo_k : lo_k + 1]
     eq_lo = ut == lo
+    e_lo = eq_lo.sum(axis=1)
     if lo_k == hi_k:
-        return lo[:, 0].copy(), (eq_lo / eq_lo.sum(axis=1, keepdims=True)).sum(axis=0)
+        return lo[:, 0].copy(), _shares(eq_lo, e_lo, 1.0)
     hi = srt[:, hi_k : hi_k + 1]
     eq_hi = ut == hi
-    share = eq_lo * (0.5 / eq_lo.sum(axis=1, keepdims=True))
-    share += eq_hi * (0.5 / eq_hi.sum(axis=1, keepdims=True))
-    return (lo[:, 0] + hi[:, 0]) / 2.0, share.sum(axis=0)
+    share = _shares(eq_lo, e_lo, 0.5) + _shares(eq_hi, eq_hi.sum(axis=1), 0.5)
+    return (lo[:, 0] + hi[:, 0]) / 2.0, share
+
+
+def _shares(eq: np.ndarray, count: np.ndarray, mass: float) -> np.ndarray:
+    """Σ over coordinates of mass/count for each update equal to the selected value."""
+    tie = count > 1
+    share = eq[~tie].sum(axis=0) * mass
+    if tie.any():
+        share = share + (mass / count[tie]) @ eq[tie]
+    return share
 
 
 class CoordinateRule(Rule):
