@@ -17,6 +17,7 @@ from market.chain.client import (
 )
 from market.chain.compile import Artifact, compile_contracts
 from market.chain.errors import ContractRevert
+from market.chain.indexer import EventIndexer
 from market.chain.market import (
     LearningMarket,
     Project,
@@ -34,6 +35,7 @@ __all__ = [
     "AnvilNode",
     "Artifact",
     "ContractRevert",
+    "EventIndexer",
     "LearningMarket",
     "Project",
     "Round",

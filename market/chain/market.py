@@ -170,7 +170,7 @@ class LearningMarket:
             tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
             gas_used=int(receipt["gasUsed"]),
             block_number=int(receipt["blockNumber"]),
-            events=self._decode_logs(receipt["logs"]),
+            events=self.decode_logs(receipt["logs"]),
         )
         if self.on_tx is not None:
             self.on_tx(function, result)
@@ -182,7 +182,8 @@ class LearningMarket:
         except ContractLogicError as exc:
             raise self._revert(function)(exc) from None
 
-    def _decode_logs(self, logs: list) -> list[dict]:
+    def decode_logs(self, logs: list) -> list[dict]:
+        """This contract's events among raw logs (a receipt's or eth_getLogs'), decoded."""
         events = []
         for log in logs:
             if to_checksum_address(log["address"]) != self.address or not log["topics"]:

@@ -69,7 +69,7 @@ class ContractActor:
             tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
             gas_used=receipt["gasUsed"],
             block_number=receipt["blockNumber"],
-            events=self.env.market._decode_logs(receipt["logs"]),
+            events=self.env.market.decode_logs(receipt["logs"]),
         )
 
     def call(self, function: str, *args, value: int = 0) -> TxResult:
