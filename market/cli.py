@@ -273,6 +273,19 @@ def dev_deploy(
     emit({"chain_id": env.chain_id, "contract": market.address}, as_json)
 
 
+@dev_app.command("advance")
+def dev_advance(
+    seconds: Annotated[int, typer.Argument(help="Seconds to move the dev chain's clock.")],
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fast-forward the dev chain's clock (evm_increaseTime) and mine a block: close windows now."""
+    from market.chain import increase_time
+
+    env = Env(rpc_url, "embedded", DEFAULT_DATA)
+    emit({"chain_time": increase_time(env.w3, seconds)}, as_json)
+
+
 # ------------------------------------------------------------------------------- owner
 
 

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,9 @@ def test_a_whole_round_through_the_cli(chain):
         "--reward-per-round",
         "0.5",
         "--submission-window",
-        "15",
+        "100",
         "--reveal-window",
-        "10",
+        "100",
         "--hidden",
         "16",
         *common,
@@ -61,35 +62,56 @@ def test_a_whole_round_through_the_cli(chain):
     opened = as_json("aggregator", "open-round", "--project", "1", *common)
     assert opened["round"] == 1
 
-    joins = [
-        subprocess.Popen(
-            [
-                MARKET,
-                "trainer",
-                "join",
-                "--project",
-                "1",
-                "--account",
-                str(3 + i),
-                "--part",
-                str(i),
-                "--parts",
-                "2",
-                "--json",
-                *common,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    results = []
-    for proc in joins:
-        stdout, stderr = proc.communicate(timeout=300)
-        assert proc.returncode == 0, stderr[-3000:]
-        results.append(json.loads(stdout))
-    assert all(r["reveal_tx"] and r["commit_tx"] and r["round"] == 1 for r in results)
+    # trainer 3 joins and waits for the commit window to close; trainer 4 commits only and
+    # reveals in a second command. The dev chain's clock is moved on instead of waiting.
+    waiting = subprocess.Popen(
+        [
+            MARKET,
+            "trainer",
+            "join",
+            "--project",
+            "1",
+            "--account",
+            "3",
+            "--part",
+            "0",
+            "--parts",
+            "2",
+            "--json",
+            *common,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    committed = as_json(
+        "trainer",
+        "join",
+        "--project",
+        "1",
+        "--account",
+        "4",
+        "--part",
+        "1",
+        "--parts",
+        "2",
+        "--no-wait",
+        *common,
+    )
+    assert committed["commit_tx"] and "reveal_tx" not in committed
+    early = market("trainer", "reveal", "--project", "1", "--account", "4", *common, check=False)
+    assert early.returncode == 1 and "commit window is still open" in early.stderr
+    for _ in range(300):  # until trainer 3 has committed too
+        details = as_json("status", "--project", "1", *common)["projects"][0]["round_details"]
+        if details[0]["commits"] == 2:
+            break
+        time.sleep(0.2)
+    as_json("dev", "advance", "120", "--rpc-url", rpc)
+    stdout, stderr = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, stderr[-3000:]
+    assert json.loads(stdout)["reveal_tx"]
+    assert as_json("trainer", "reveal", "--project", "1", "--account", "4", *common)["reveal_tx"]
+    as_json("dev", "advance", "120", "--rpc-url", rpc)
 
     finalized = as_json("aggregator", "run-round", "--project", "1", *common)
     assert finalized["finalize_tx"] and finalized["total_wei"] > 0
