@@ -11,6 +11,9 @@ the owner's project run: honest regulars, 3 new honest trainers a round, the att
 all S Sybils apply; admitted trainers are paid by the owner — Sybils too, the worst case of
 an aggregator that cannot tell their work apart — and the graph is updated incrementally.
 
+S = 2 is added to show the other end: few Sybils share the region's mass and can clear the
+minimum reputation, but never more than (region reputation / minimum) of them.
+
 Reported per S: the Sybil region's (attacker + Sybils) total reputation next to its exact
 bound, the probability that a walk from the seed reaches the attacker (flat in S: it does
 not depend on the region at all); Sybils admitted per round (the attacker, who did real
@@ -143,6 +146,8 @@ def sybil_scenario(n_sybils: int, k: int, rounds: int, walks: int, fresh_flood: 
                 "sybil_region_reputation": region,
                 "sybil_region_raw_reputation": region_raw,
                 "max_sybil_reputation": max((rep.get(s, 0.0) for s in sybils), default=0.0),
+                # at most this many region members can clear the minimum, whatever S is
+                "admissible_bound": int(region // POLICY.min_reputation),
                 "sybils_admitted": len(admitted_sybils),
                 "attacker_admitted": attacker in out.admitted,
                 "sybils_admitted_as_newcomers": len(set(admitted_sybils) & set(out.newcomers)),
@@ -208,14 +213,14 @@ def update_time(n_nodes: int, n_edges: int, walks: int) -> dict[str, Any]:
 
 def run(quick: bool = False, out_dir: Path | None = RESULTS) -> dict[str, Any]:
     """Run the experiment; write reputation.json + .png in ``out_dir``; return the summary."""
-    sizes = [10, 100] if quick else [10, 100, 1000]
+    sizes = [2, 10, 100] if quick else [2, 10, 100, 1000]
     attack_edges = [1] if quick else [1, 5]
     rounds = 3 if quick else 6
     walks = 2000 if quick else 10_000
     scenarios = [
         sybil_scenario(s, k, rounds, walks, fresh_flood=False) for k in attack_edges for s in sizes
     ]
-    scenarios += [sybil_scenario(s, 1, rounds, walks, fresh_flood=True) for s in sizes]
+    scenarios += [sybil_scenario(s, 1, rounds, walks, fresh_flood=True) for s in sizes[1:]]
     perf = update_time(2000, 20_000, 2000) if quick else update_time(10_000, 100_000, 10_000)
     result = {
         "quick": quick,
