@@ -18,19 +18,19 @@ from market.chain.client import (
 from market.chain.compile import Artifact, compile_contracts
 from market.chain.errors import ContractRevert
 from market.chain.indexer import EventIndexer
-from market.chain.market import (
-    LearningMarket,
+from market.chain.market import LearningMarket, deploy_contract, deploy_market
+from market.chain.types import (
+    ZERO32,
     Project,
     Round,
     RoundState,
     Submission,
     TxResult,
     compute_commitment,
-    deploy_contract,
-    deploy_market,
 )
 
 __all__ = [
+    "ZERO32",
     "DEV_CHAIN_ID",
     "AnvilNode",
     "Artifact",

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
-from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
@@ -23,99 +20,17 @@ from web3.exceptions import ContractLogicError
 from market.chain.client import send_transaction
 from market.chain.compile import compile_contracts
 from market.chain.errors import ContractRevert, decode_revert, error_selectors
+from market.chain.types import (
+    ZERO32,
+    Project,
+    Round,
+    RoundState,
+    Submission,
+    TxResult,
+    _b32,
+    compute_commitment,
+)
 from market.errors import ChainError, ConfigError
-
-ZERO32 = b"\0" * 32
-
-
-class RoundState(IntEnum):
-    NONE = 0
-    OPEN = 1
-    FINALIZED = 2
-    EXPIRED = 3
-
-
-@dataclass(frozen=True)
-class TxResult:
-    tx_hash: str
-    gas_used: int
-    block_number: int
-    events: list[dict]
-
-
-@dataclass(frozen=True)
-class Project:
-    project_id: int
-    owner: str
-    aggregator: str
-    spec_digest: bytes
-    rounds: int
-    rounds_opened: int
-    cancelled: bool
-    submission_window: int
-    reveal_window: int
-    finalize_window: int
-    reward_per_round: int
-    refundable: int
-
-
-@dataclass(frozen=True)
-class Round:
-    project_id: int
-    round: int
-    state: RoundState
-    commit_deadline: int
-    reveal_deadline: int
-    finalize_deadline: int
-    commits: int
-    reveals: int
-    global_model: bytes
-    admission_root: bytes
-    new_model: bytes
-    report_digest: bytes
-    rewards_root: bytes
-    budget: int
-    total: int
-    claimed: int
-
-    @property
-    def unpaid(self) -> int:
-        """Wei this round still holds in escrow."""
-        if self.state == RoundState.OPEN:
-            return self.budget
-        if self.state in (RoundState.FINALIZED, RoundState.EXPIRED):
-            return self.total - self.claimed
-        return 0
-
-
-@dataclass(frozen=True)
-class Submission:
-    commitment: bytes
-    update_digest: bytes
-    revealed: bool
-    claimed: bool
-
-
-def compute_commitment(update_digest: bytes, trainer: str, salt: bytes) -> bytes:
-    """keccak256(abi.encode(updateDigest, trainer, salt)), as the contract computes it."""
-    return keccak(
-        abi_encode(
-            ["bytes32", "address", "bytes32"],
-            [
-                _b32(update_digest, "update_digest"),
-                to_checksum_address(trainer),
-                _b32(salt, "salt"),
-            ],
-        )
-    )
-
-
-def _b32(value: bytes, name: str) -> bytes:
-    value = bytes(value)
-    if len(value) != 32:
-        raise ConfigError(f"{name} must be 32 bytes, got {len(value)}")
-    return value
-
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -138,6 +53,11 @@ class LearningMarket:
     def __init__(self, w3: Web3, address: str, abi: list | None = None) -> None:
         self.w3 = w3
         self.address = to_checksum_address(address)
+        if not w3.eth.get_code(self.address):
+            raise ChainError(
+                f"no contract at {self.address} on chain {w3.eth.chain_id}: "
+                "deploy one (`market dev deploy`) or fix the market address"
+            )
         self.abi = abi if abi is not None else compile_contracts()["LearningMarket"].abi
         self.contract = w3.eth.contract(address=self.address, abi=self.abi)
         self._errors = error_selectors(self.abi)

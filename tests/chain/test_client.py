@@ -172,3 +172,11 @@ def test_contract_revert_survives_pickling():
         exc.selector,
         str(exc),
     )
+
+
+def test_market_wrapper_refuses_an_address_without_code(w3):
+    from market.chain import LearningMarket
+    from market.errors import ChainError
+
+    with pytest.raises(ChainError, match="no contract"):
+        LearningMarket(w3, "0x" + "12" * 20)
