@@ -165,16 +165,23 @@ def dequantize(q: np.ndarray, scales: np.ndarray, block_size: int = BLOCK_SIZE) 
 
 def weighted_sum(source: ChunkSource, coefficients: np.ndarray) -> np.ndarray:
     """Σ c_i u_i as an explicit float64 loop over i in index order (bit-reproducible)."""
+    return weighted_sums(source, np.asarray(coefficients, dtype=np.float64)[None, :])[0]
+
+
+def weighted_sums(source: ChunkSource, coefficients: np.ndarray) -> np.ndarray:
+    """Several aggregates (r, d) from coefficient rows (r, n) in one pass over the source;
+    each row is computed exactly as :func:`weighted_sum` computes it alone."""
     c = np.asarray(coefficients, dtype=np.float64)
-    if c.shape != (source.n,):
-        raise AggregationError(f"need {source.n} coefficients, got shape {c.shape}")
-    out = np.zeros(source.d, dtype=np.float64)
+    if c.ndim != 2 or c.shape[1] != source.n:
+        raise AggregationError(f"need (r, {source.n}) coefficients, got shape {c.shape}")
+    out = np.zeros((c.shape[0], source.d), dtype=np.float64)
     for col, q, s in source.chunks():
         u = dequantize(q, s, source.block_size)
-        acc = out[col : col + u.shape[1]]
-        for i in range(source.n):
-            if c[i] != 0.0:
-                acc += c[i] * u[i]
+        for r in range(c.shape[0]):
+            acc = out[r, col : col + u.shape[1]]
+            for i in range(source.n):
+                if c[r, i] != 0.0:
+                    acc += c[r, i] * u[i]
     return out
 
 
@@ -189,6 +196,8 @@ class AggregationResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] | None = None
     linear: bool = True
+    # The exact Gram matrix when the rule computed it (saves the caller another pass).
+    gram: np.ndarray | None = None
 
 
 class Rule(ABC):

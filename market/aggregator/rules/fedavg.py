@@ -14,10 +14,10 @@ import numpy as np
 from market.aggregator.rules.base import (
     AggregationResult,
     ChunkSource,
-    Rule,
     check_inputs,
     weighted_sum,
 )
+from market.aggregator.rules.gram_rule import GramRule, RoundInputs, Solution
 
 
 def fedavg_coefficients(counts: np.ndarray, max_samples: int) -> np.ndarray:
@@ -29,8 +29,11 @@ def fedavg_coefficients(counts: np.ndarray, max_samples: int) -> np.ndarray:
     return w / total
 
 
-class FedAvg(Rule):
-    """Sample-weighted mean (McMahan et al. 2017); not robust, the accuracy reference."""
+class FedAvg(GramRule):
+    """Sample-weighted mean (McMahan et al. 2017); not robust, the accuracy reference.
+
+    Needs no Gram matrix: :meth:`aggregate` makes a single pass (``solve`` serves the
+    engine, which runs every rule on one shared pass)."""
 
     name = "fedavg"
     defaults: dict[str, Any] = {"max_samples": 10_000}
@@ -48,13 +51,22 @@ class FedAvg(Rule):
         ids: list[str] | None = None,
     ) -> AggregationResult:
         counts = check_inputs(batch, sample_counts, ids)
+        sol = self.solve(RoundInputs(np.zeros((0, 0)), counts, ids, state))
+        return AggregationResult(
+            aggregate=weighted_sum(batch, sol.coefficients),
+            coefficients=sol.coefficients,
+            flags=sol.flags,
+            evidence=sol.evidence,
+        )
+
+    def solve(self, inputs: RoundInputs) -> Solution:
+        counts = inputs.counts
         c = fedavg_coefficients(counts, self.params["max_samples"])
         flags: list[str | None] = ["zero weight: no samples claimed" if w == 0 else None for w in c]
-        return AggregationResult(
-            aggregate=weighted_sum(batch, c),
-            coefficients=c,
-            flags=flags,
-            evidence={
+        return Solution(
+            c,
+            flags,
+            {
                 "weights": c.tolist(),
                 "sample_counts": counts.tolist(),
                 "capped_counts": np.minimum(counts, self.params["max_samples"]).tolist(),

@@ -75,10 +75,10 @@ class GramRule(Rule):
         else:
             g = gram(batch)
         sol = self.solve(RoundInputs(g, counts, ids, state, sketches))
-        return finish(batch, sol)
+        return finish(batch, sol, g)
 
 
-def finish(batch: ChunkSource, sol: Solution) -> AggregationResult:
+def finish(batch: ChunkSource, sol: Solution, g: np.ndarray | None = None) -> AggregationResult:
     """Second pass: the aggregate from the coefficients, in the fixed index order."""
     c = np.asarray(sol.coefficients, dtype=np.float64)
     if not np.all(np.isfinite(c)):
@@ -89,6 +89,7 @@ def finish(batch: ChunkSource, sol: Solution) -> AggregationResult:
         flags=sol.flags,
         evidence=sol.evidence,
         state=sol.state,
+        gram=g,
     )
 
 

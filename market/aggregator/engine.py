@@ -1,0 +1,86 @@
+"""Every selected rule on one shared pass: what a round (and a benchmark) computes.
+
+Pass 1 streams the column chunks once: the exact Gram matrix, the CountSketches that
+history-based rules need and the coordinate-wise rules all feed on the same chunk. The
+coefficient-space rules then solve in n×n. Pass 2 (optional) forms every linear rule's
+aggregate at once. Peak memory O(n² + n·chunk + r·d) for r aggregates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from market.aggregator.rules.base import (
+    AggregationResult,
+    ChunkSource,
+    Rule,
+    check_inputs,
+    weighted_sums,
+)
+from market.aggregator.rules.coordinate import CoordinateAccumulator, CoordinateRule
+from market.aggregator.rules.gram import gram
+from market.aggregator.rules.gram_rule import GramRule, RoundInputs
+from market.aggregator.rules.sketch import Sketcher
+from market.errors import AggregationError
+
+
+def run_rules(
+    source: ChunkSource,
+    rules: Sequence[Rule],
+    sample_counts: np.ndarray | None = None,
+    states: dict[str, dict[str, Any] | None] | None = None,
+    ids: list[str] | None = None,
+    aggregates: bool = True,
+) -> dict[str, AggregationResult]:
+    """Results by rule name; ``aggregates=False`` stops after the evidence (one pass)."""
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise AggregationError(f"rule names must be unique in one run, got {names}")
+    counts = check_inputs(source, sample_counts, ids)
+    states = states or {}
+    sketchers = {
+        k: Sketcher(source.n, k, source.d, source.block_size)
+        for k in sorted({r.sketch_dim() for r in rules if isinstance(r, GramRule)} - {0})
+    }
+    coords = {
+        r.name: CoordinateAccumulator(r, source.n, source.d, source.block_size)
+        for r in rules
+        if isinstance(r, CoordinateRule)
+    }
+    visitors = [s.visit for s in sketchers.values()] + [c.visit for c in coords.values()]
+
+    def visit(col: int, q: np.ndarray, s: np.ndarray) -> None:
+        for v in visitors:
+            v(col, q, s)
+
+    g = gram(source, visit=visit if visitors else None)
+    results: dict[str, AggregationResult] = {}
+    linear: list[tuple[str, Any]] = []
+    for rule in rules:
+        if isinstance(rule, GramRule):
+            k = rule.sketch_dim()
+            sk = sketchers[k].result() if k else None
+            sol = rule.solve(RoundInputs(g, counts, ids, states.get(rule.name), sk))
+            linear.append((rule.name, sol))
+        elif isinstance(rule, CoordinateRule):
+            results[rule.name] = coords[rule.name].result()
+        else:
+            results[rule.name] = rule.aggregate(source, counts, states.get(rule.name), ids)
+    if linear:
+        coef = np.stack([np.asarray(sol.coefficients, dtype=np.float64) for _, sol in linear])
+        if not np.all(np.isfinite(coef)):
+            raise AggregationError("a rule produced non-finite coefficients")
+        aggs = weighted_sums(source, coef) if aggregates else None
+        for r, (name, sol) in enumerate(linear):
+            results[name] = AggregationResult(
+                aggregate=aggs[r] if aggs is not None else np.zeros(0),
+                coefficients=coef[r],
+                flags=sol.flags,
+                evidence=sol.evidence,
+                state=sol.state,
+                gram=g,
+            )
+    return {name: results[name] for name in names}
