@@ -8,9 +8,10 @@ aggregator scores); an epoch is a round. Epoch decay γ: feedback given in round
 Why the graph stores (value, epoch) per edge and not the decayed weight: advancing the epoch
 multiplies every edge by the same 1 − γ, which leaves each node's *relative* out-weights — the
 only thing a random walk reads — unchanged. So a new epoch alone never invalidates a walk;
-only new or changed edges do. The graph records which source nodes changed since the last
-``take_changed()`` so that :class:`~market.reputation.meritrank.MeritRank` recomputes only
-the walks passing through them.
+only new or changed edges do. The graph stamps each source node with the version at which
+its out-edges last changed, so every :class:`~market.reputation.meritrank.MeritRank` reading
+it (there may be several) asks ``changed_since(version)`` and recomputes only the walks
+passing through those nodes.
 
 Node order inside a node's out-distribution is by node name, never by insertion order, so
 two parties building the graph from the same chain events get the same walks.
@@ -47,7 +48,8 @@ class FeedbackGraph:
         # src -> dst -> [value, epoch_of_value]; weight at epoch T = value·(1 − γ)^(T − epoch).
         self._out: dict[str, dict[str, list[float]]] = {}
         self._in_degree: dict[str, int] = {}
-        self._changed: set[str] = set()
+        self.version = 0  # bumped by every edge update
+        self._changed_at: dict[str, int] = {}  # src -> version of its last out-edge change
         self._rows: dict[str, tuple[list[str], list[float]]] = {}
 
     # ----------------------------------------------------------------- construction
@@ -112,7 +114,8 @@ class FeedbackGraph:
                 self._in_degree[dst] += 1
             row[dst] = new_cell
         self.epoch = max(self.epoch, ep)
-        self._changed.add(src)
+        self.version += 1
+        self._changed_at[src] = self.version
         self._rows.pop(src, None)
 
     # ---------------------------------------------------------------------- queries
@@ -163,10 +166,11 @@ class FeedbackGraph:
         self._rows[src] = (names, weights)
         return names, weights
 
-    def take_changed(self) -> set[str]:
-        """Source nodes whose out-edges changed since the last call (and forget them)."""
-        changed, self._changed = self._changed, set()
-        return changed
+    def changed_since(self, version: int) -> set[str]:
+        """Source nodes whose out-edges changed after ``version`` (see ``self.version``)."""
+        if version >= self.version:
+            return set()
+        return {src for src, v in self._changed_at.items() if v > version}
 
     def reachable(self, seeds: Iterable[str]) -> set[str]:
         """Nodes some path of feedback leads to from ``seeds`` (seeds excluded).

@@ -149,7 +149,7 @@ class MeritRank:
         self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._csr: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._seeds: dict[int, _SeedState] = {}
-        self.graph.take_changed()  # everything is new to us: rows are built on demand
+        self._seen_version = self.graph.version  # rows are built on demand from here
         self.last_recomputed = 0  # walks re-continued by the last refresh (for benchmarks)
 
     # ------------------------------------------------------------------ graph edits
@@ -287,7 +287,8 @@ class MeritRank:
 
     def refresh(self) -> int:
         """Re-continue the walks through nodes whose out-edges changed; returns their count."""
-        changed_names = self.graph.take_changed()
+        changed_names = self.graph.changed_since(self._seen_version)
+        self._seen_version = self.graph.version
         if not changed_names:
             self.last_recomputed = 0
             return 0

@@ -55,14 +55,18 @@ def test_set_edge_replaces_and_zero_removes():
     assert g.weight("s", "t") == 0.0 and g.in_degree("t") == 0 and g.edge_count() == 0
 
 
-def test_changed_sources_are_reported_once():
+def test_changed_sources_are_reported_since_a_version():
     g = FeedbackGraph()
     g.add_edge("a", "b", 1.0)
+    v1 = g.version
     g.add_edge("c", "b", 1.0)
-    assert g.take_changed() == {"a", "c"}
-    assert g.take_changed() == set()
+    g.add_edge("a", "c", 1.0)
+    assert g.changed_since(0) == {"a", "c"}
+    assert g.changed_since(v1) == {"a", "c"}
+    assert g.changed_since(g.version) == set()
+    v2 = g.version
     g.advance_epoch(3)
-    assert g.take_changed() == set()
+    assert g.changed_since(v2) == set()
 
 
 @pytest.mark.parametrize(

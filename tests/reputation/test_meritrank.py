@@ -105,6 +105,17 @@ def test_incremental_update_is_identical_to_recompute_from_scratch():
     assert mr.walks("n3") == scratch.walks("n3")
 
 
+def test_two_rankers_on_one_graph_both_see_every_change():
+    g = FeedbackGraph()
+    g.add_edge("s", "a", 1.0)
+    one = MeritRank(g, alpha=0.2, beta=0.0, seed=0, walks_per_seed=300)
+    two = MeritRank(g, alpha=0.2, beta=0.0, seed=0, walks_per_seed=300)
+    one.reputation("s"), two.reputation("s")
+    g.add_edge("a", "b", 1.0)
+    assert one.reputation("s") == two.reputation("s")
+    assert "b" in two.reputation("s")
+
+
 def test_only_walks_through_the_changed_node_are_recomputed():
     g = FeedbackGraph()
     for a, b in [("s", "a"), ("s", "b"), ("a", "c"), ("b", "d")]:
