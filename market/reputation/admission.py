@@ -182,7 +182,8 @@ def admit(
     known when its reputation is positive, which a Monte-Carlo estimate can miss for a far
     node; ``tree_factory`` builds the Merkle tree of the sorted admitted addresses.
     """
-    rep = {normalise_address(a): float(v) for a, v in reputations.items()}
+    # Graph nodes that are not addresses (none in the market) cannot apply: skip them.
+    rep = {to_checksum_address(a): float(v) for a, v in reputations.items() if is_address(a)}
     known_set = (
         {normalise_address(a) for a in known if is_address(a)}
         if known is not None
