@@ -5,9 +5,10 @@ reputation for a trainer draws on every project, not only its own — and one
 :class:`MeritRank` whose walks are updated incrementally as rounds are finalized. Each
 project reads it from its own seeds (its owner, plus any seeds its policy names).
 
-Its state is a pure function of the events fed to it, in order: the chain indexer stores the
-events (projects, finalized rounds' reward tables), and after a restart the book is rebuilt by
-replaying them — the walks, reputations and admission lists come out bit-identical.
+Its state is a pure function of the events fed to it, in order: the book keeps them in
+:attr:`ReputationBook.log` (JSON-able; the indexer stores it), and after a restart
+:meth:`ReputationBook.replay` rebuilds the book — walks, reputations and admission lists
+come out bit-identical.
 
 Unforgeable edges: a reward table is only accepted with the ``rewardsRoot`` the contract
 stored at ``finalizeRound``; the book rebuilds the OpenZeppelin tree and compares the roots.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from market.errors import ReputationError
 from market.reputation.admission import (
@@ -64,6 +66,7 @@ class ReputationBook:
         )
         self.projects: dict[int, Project] = {}
         self.rounds: set[tuple[int, int]] = set()
+        self.log: list[dict[str, Any]] = []  # every accepted input, JSON-able, in order
 
     def add_project(
         self,
@@ -80,6 +83,15 @@ class ReputationBook:
         project = Project(project_id, owner, policy, tuple(dict.fromkeys([owner, *extra])))
         self.projects[project_id] = project
         self.graph.add_node(owner)
+        self.log.append(
+            {
+                "kind": "project",
+                "project_id": project_id,
+                "owner": owner,
+                "policy": policy.to_dict() if policy else None,
+                "seeds": extra,
+            }
+        )
         return project
 
     def project(self, project_id: int) -> Project:
@@ -117,7 +129,35 @@ class ReputationBook:
         ]
         self.graph.apply_events(events)
         self.rounds.add((project_id, round_))
+        self.log.append(
+            {
+                "kind": "rewards",
+                "project_id": project_id,
+                "round": round_,
+                "rewards": {a: str(v) for a, v in sorted(table.items())},
+                "epoch": epoch,
+            }
+        )
         return events
+
+    def replay(self, log: Iterable[Mapping[str, Any]]) -> None:
+        """Feed a stored :attr:`log` back (after a restart): same walks, same lists."""
+        for entry in log:
+            if entry.get("kind") == "project":
+                policy = entry.get("policy")
+                self.add_project(
+                    int(entry["project_id"]),
+                    entry["owner"],
+                    AdmissionPolicy.from_dict(policy) if policy else None,
+                    entry.get("seeds", ()),
+                )
+            elif entry.get("kind") == "rewards":
+                rewards = {a: int(v) for a, v in entry["rewards"].items()}
+                self.record_rewards(
+                    int(entry["project_id"]), int(entry["round"]), rewards, int(entry["epoch"])
+                )
+            else:
+                raise ReputationError(f"unknown reputation log entry: {dict(entry)}")
 
     @staticmethod
     def _check_root(table: dict[str, int], root: bytes, project_id: int, round_: int) -> None:

@@ -85,3 +85,19 @@ def test_open_projects_have_no_list():
         book.admission(3, 0, [], SEED, CHAIN, MARKET)
     with pytest.raises(ReputationError):
         book.add_project(3, OWNER.address)
+
+
+def test_replaying_the_log_after_a_restart_rebuilds_the_same_book():
+    import json
+
+    book = book_with_history()
+    stored = json.loads(json.dumps(book.log))  # what the indexer keeps in its table
+    restarted = ReputationBook(walks_per_seed=2000)
+    restarted.replay(stored)
+    apps = [sign_application(t, 1, 2, CHAIN, MARKET) for t in TRAINERS]
+    assert restarted.reputation(1) == book.reputation(1)
+    assert restarted.admission(1, 2, apps, SEED, CHAIN, MARKET) == book.admission(
+        1, 2, apps, SEED, CHAIN, MARKET
+    )
+    with pytest.raises(ReputationError):
+        restarted.replay([{"kind": "nonsense"}])
