@@ -27,6 +27,7 @@ SETTINGS: dict = {
     "outputSelection": {},  # filled per source file
 }
 WRAPPER = Path(__file__).with_name("solc_wrapper.js")
+ARTIFACT_FORMAT = 2  # bump when the cached JSON's layout changes
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def _package_version(root: Path, name: str) -> str:
 
 
 def _fingerprint(root: Path, sources: list[Path]) -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"format {ARTIFACT_FORMAT}\n".encode())
     for p in sources:
         h.update(p.relative_to(root).as_posix().encode() + b"\0")
         h.update(hashlib.sha256(p.read_bytes()).digest())
@@ -107,7 +108,8 @@ def solc_shim() -> Path:
 def compile_contracts(force: bool = False) -> dict[str, Artifact]:
     """Compile every contract under contracts/ (cached unless ``force``).
 
-    Returns artifacts by contract name (``"LearningMarket"``, test helpers, verifiers).
+    Returns artifacts by ``"contracts/File.sol:Name"`` and, when the name is unique, by
+    bare contract name (``"LearningMarket"``, test helpers, generated verifiers).
     """
     root = repo_root()
     sources = _sources(root)
@@ -138,18 +140,23 @@ def compile_contracts(force: bool = False) -> dict[str, Artifact]:
         raise ChainError(f"Solidity compilation failed; fix the source:\n{exc}") from exc
 
     artifacts: dict[str, dict] = {}
+    names: dict[str, int] = {}
     for source in rel:
         for name, out in output.get("contracts", {}).get(source, {}).items():
             bytecode = out["evm"]["bytecode"]["object"]
             if not bytecode:
                 continue  # abstract contracts and interfaces
-            if name in artifacts:
-                raise ChainError(f"two contracts are named {name}: rename one of them")
             errors = {
                 "0x" + sel.hex(): f"{n}({','.join(types)})"
                 for sel, (n, types) in error_selectors(out["abi"]).items()
             }
-            artifacts[name] = {"abi": out["abi"], "bytecode": "0x" + bytecode, "errors": errors}
+            entry = {"abi": out["abi"], "bytecode": "0x" + bytecode, "errors": errors}
+            artifacts[f"{source}:{name}"] = entry
+            names[name] = names.get(name, 0) + 1
+            artifacts.setdefault(name, entry)
+    for name, count in names.items():
+        if count > 1:
+            del artifacts[name]  # ambiguous: only "path:Name" keys for these
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(artifacts, sort_keys=True))

@@ -67,3 +67,8 @@ def test_second_compile_is_served_from_cache(artifacts):
 
 def test_evm_version_is_pinned():
     assert EVM_VERSION == "cancun"
+
+
+def test_artifacts_are_also_keyed_by_source_path(artifacts):
+    assert artifacts["contracts/LearningMarket.sol:LearningMarket"] == artifacts["LearningMarket"]
+    assert "contracts/test/ReentrantClaimer.sol:ReentrantClaimer" in artifacts
