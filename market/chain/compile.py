@@ -161,7 +161,15 @@ def compile_contracts(force: bool = False) -> dict[str, Artifact]:
     tmp = cached.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(artifacts, sort_keys=True))
     tmp.replace(cached)
+    _prune(cached.parent, keep=20)
     return _load(cached)
+
+
+def _prune(directory: Path, keep: int) -> None:
+    """Drop all but the ``keep`` newest cached artifact sets (old source versions)."""
+    files = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[keep:]:
+        old.unlink(missing_ok=True)
 
 
 def _load(path: Path) -> dict[str, Artifact]:
