@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TypeVar
 
 import httpx
@@ -50,6 +49,8 @@ ADD_PARAMS = {
 }
 START_HINT = "start one with `scripts/ipfs-node.sh start` or point --ipfs-api at a running node"
 _READ_CHUNK = 1 << 20
+# Error answers a node gives while it starts or stops: worth retrying, like a refused socket.
+_TRANSIENT = ("database is not open", "not started", "not open", "is stopping", "closed")
 
 
 class NodeUnavailableError(StorageError):
@@ -94,7 +95,14 @@ class IpfsNodeStore(Store):
         return f"IpfsNodeStore({self.api_url!r})"
 
     def close(self) -> None:
+        """Close the pooled HTTP connections (the store also works as a context manager)."""
         self._http.close()
+
+    def __enter__(self) -> IpfsNodeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- Store ------------------------------------------------------------------------------
 
@@ -267,6 +275,8 @@ class IpfsNodeStore(Store):
             message = str(r.json().get("Message", r.text))
         except (ValueError, AttributeError):
             message = r.text[:300]
+        if any(mark in message.lower() for mark in _TRANSIENT):
+            raise httpx.RemoteProtocolError(f"node not ready: {message}", request=r.request)
         raise _NodeError(
             f"the IPFS node at {self.api_url} refused {what}: {message}",
             timed_out="timed out" in message.lower(),
@@ -303,13 +313,3 @@ class IpfsNodeStore(Store):
     @staticmethod
     def _ms(seconds: float) -> str:
         return f"{max(1, int(seconds * 1000))}ms"
-
-
-@contextmanager
-def ipfs_store(api_url: str, **kwargs: float) -> Iterator[IpfsNodeStore]:
-    """An :class:`IpfsNodeStore` whose HTTP connections are closed on exit."""
-    store = IpfsNodeStore(api_url, **kwargs)  # type: ignore[arg-type]
-    try:
-        yield store
-    finally:
-        store.close()

@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +36,7 @@ DEFAULT_TOOLS_DIR = REPO_ROOT / "tools" / "ipfs"
 DEFAULT_HUMAN_REPO = REPO_ROOT / ".market" / "ipfs"
 PID_FILE = "daemon.pid"
 LOG_FILE = "daemon.log"
+FATAL_MARKS = ("EADDRINUSE", "EACCES", "EADDRNOTAVAIL", "Error:", "lock file")
 
 
 def _tools_dir() -> Path:
@@ -95,6 +97,7 @@ class IpfsDaemon:
         self.tools_dir = tools_dir or _tools_dir()
         self.die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
 
     def __repr__(self) -> str:
         return f"IpfsDaemon(repo={str(self.repo)!r}, api={self.api_url!r})"
@@ -166,6 +169,7 @@ class IpfsDaemon:
             else:
                 path.unlink(missing_ok=True)
         log = self.log_path.open("ab")
+        self._log_start = log.tell()
         try:
             self._proc = subprocess.Popen(
                 [*node_command(self.tools_dir), "daemon", "--offline"],
@@ -174,7 +178,7 @@ class IpfsDaemon:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if self.die_with_parent else None,
+                preexec_fn=_die_with_parent if self._tie_to_parent() else None,
             )
         finally:
             log.close()
@@ -225,6 +229,10 @@ class IpfsDaemon:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _tie_to_parent(self) -> bool:
+        # PDEATHSIG fires when the creating *thread* exits: only tie from the main thread.
+        return self.die_with_parent and threading.current_thread() is threading.main_thread()
+
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["IPFS_PATH"] = str(self.repo)
@@ -241,6 +249,15 @@ class IpfsDaemon:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
         return ""
 
+    def _fatal_log_line(self) -> str | None:
+        """js-ipfs logs some start failures (a busy port) and then hangs instead of exiting."""
+        with contextlib.suppress(OSError), self.log_path.open("rb") as f:
+            f.seek(self._log_start)
+            for line in f.read().decode(errors="replace").splitlines():
+                if any(mark in line for mark in FATAL_MARKS):
+                    return line.strip()
+        return None
+
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         api_file = self.repo / "api"
@@ -248,6 +265,12 @@ class IpfsDaemon:
             if self._proc is not None and self._proc.poll() is not None:
                 raise StorageError(
                     f"the IPFS daemon exited with {self._proc.returncode} at start; "
+                    f"log {self.log_path}:\n{self._log_tail()}"
+                )
+            fatal = self._fatal_log_line()
+            if fatal is not None:
+                raise StorageError(
+                    f"the IPFS daemon failed to start ({fatal}); "
                     f"log {self.log_path}:\n{self._log_tail()}"
                 )
             if api_file.exists():
