@@ -59,6 +59,14 @@ class TooLargeError(StorageError):
     """A blob is larger than the caller allows; refused before its data was read."""
 
 
+class NotAFileNodeError(IntegrityError):
+    """A block read as dag-pb is not a UnixFS file node (maybe a raw block, same digest)."""
+
+    def __init__(self, cid: str, message: str) -> None:
+        self.cid = cid
+        super().__init__(message)
+
+
 class MissingBlockError(StorageError):
     """A block of the requested DAG is not available."""
 
@@ -201,7 +209,7 @@ def decode_file_node(cid: str, block: bytes) -> FileNode:
         if fs.filesize is not None and fs.filesize != result.filesize:
             raise ValueError(f"filesize {fs.filesize} != data + blocksizes {result.filesize}")
     except (ValueError, InvalidCidError) as exc:
-        raise IntegrityError(f"block {cid} is not a valid UnixFS file node: {exc}") from exc
+        raise NotAFileNodeError(cid, f"block {cid} is not a valid UnixFS file node: {exc}") from exc
     return result
 
 
