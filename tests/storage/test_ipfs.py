@@ -173,12 +173,6 @@ def test_node_keys_blocks_by_multihash(ipfs_store: IpfsNodeStore) -> None:
     assert len(ipfs_store.get(raw_twin)) < 200  # the root node's bytes, not the file
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolve.get_by_digest tries the raw CID first, which on a node names the dag-pb "
-    "root block itself (blocks are keyed by multihash): it must try dag-pb first and fall "
-    "back to raw when that block is not a UnixFS file node",
-)
 def test_get_by_digest_chunked_through_the_node(ipfs_store: IpfsNodeStore) -> None:
     data = os.urandom(CHUNK + 9)
     cid = ipfs_store.put(data)
