@@ -1,0 +1,178 @@
+"""A whole local stack for the dashboard: anvil, a deployed market, the embedded store, and
+the server on a free loopback port — for ``market serve --dev-chain``, the browser tests
+and the README screenshots. Also a simulated round (real trainers and aggregator code on
+digits splits) so the page has something to show.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from market.chain import (
+    AnvilNode,
+    LearningMarket,
+    chain_time,
+    connect,
+    deploy_market,
+    dev_accounts,
+    increase_time,
+)
+from market.errors import ConfigError
+
+from .app import create_app
+from .settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """uvicorn serving an app on 127.0.0.1:port in a daemon thread; ``stop()`` ends it."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(f"the dashboard server did not start on port {self.port}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class DevStack:
+    """anvil + deployed LearningMarket + embedded store under ``data_dir`` (+ a server)."""
+
+    data_dir: Path
+    node: AnvilNode
+    market: LearningMarket
+    server: ServerThread | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, data_dir: Path, *, serve: bool = True, port: int | None = None) -> DevStack:
+        node = AnvilNode.start()
+        try:
+            w3 = connect(node.rpc_url)
+            market = deploy_market(w3, dev_accounts(w3)[0])
+            path = data_dir / "deployments" / f"{w3.eth.chain_id}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"LearningMarket": market.address}))
+            stack = cls(data_dir, node, market)
+            if serve:
+                stack.server = ServerThread(create_app(stack.settings()), port).start()
+            return stack
+        except BaseException:
+            node.stop()
+            raise
+
+    def settings(self, **overrides: Any) -> Settings:
+        return Settings(
+            rpc_url=self.node.rpc_url,
+            contract=self.market.address,
+            data_dir=self.data_dir,
+            poll_seconds=0.3,
+            **overrides,
+        )
+
+    @property
+    def url(self) -> str:
+        if self.server is None:
+            raise ConfigError("this dev stack was started without a server")
+        return self.server.url
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        self.node.stop()
+
+    def __enter__(self) -> DevStack:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def simulate_round(
+    market: LearningMarket,
+    data_dir: Path,
+    project_id: int,
+    *,
+    trainers: int = 4,
+    claims: int | None = None,
+    seed: int = 0,
+    first_trainer: int = 3,
+) -> dict[str, Any]:
+    """Open, train, commit, reveal, finalize and claim one round on the dev chain.
+
+    Trainers are dev accounts ``first_trainer…`` with Dirichlet splits of the digits; the
+    chain clock is fast-forwarded across the windows. ``claims`` trainers claim (all by
+    default), so the page can show claimed and unclaimed rewards side by side.
+    """
+    from market.aggregator.service import Aggregator
+    from market.db import Database
+    from market.storage import open_store
+    from market.trainer.client import TrainerClient
+    from market.trainer.data import dirichlet_split, load_digits, train_test_split
+
+    w3 = market.w3
+    accounts = dev_accounts(w3)
+    store = open_store("embedded", data_dir)
+    db = Database.at(data_dir)
+    project = market.get_project(project_id)
+    aggregator_account = next(a for a in accounts if a.address == project.aggregator)
+    aggregator = Aggregator(market, store, aggregator_account, db)
+    train, _ = train_test_split(load_digits(), test_fraction=0.2, seed=0)
+    parts = dirichlet_split(train.y, trainers, 0.5, seed=seed)
+    clients = [
+        TrainerClient(market, store, a, db)
+        for a in accounts[first_trainer : first_trainer + trainers]
+    ]
+    number, _ = aggregator.open_round(project_id)
+    for i, client in enumerate(clients):
+        client.prepare(
+            project_id, number, train.subset(parts[i]), seed=seed * 100 + number * 10 + i
+        )
+        client.commit(project_id, number)
+    chain_round = market.get_round(project_id, number)
+    increase_time(w3, chain_round.commit_deadline - chain_time(w3) + 1)
+    for client in clients:
+        client.reveal(project_id, number)
+    increase_time(w3, chain_round.reveal_deadline - chain_time(w3) + 1)
+    outcome = aggregator.finalize_round(project_id, number)
+    claimed = []
+    for client in clients[: len(clients) if claims is None else claims]:
+        if client.claim(project_id, number).amount_wei:
+            claimed.append(client.address)
+    return {
+        "round": number,
+        "model_cid": outcome.model_cid,
+        "report_cid": outcome.report_cid,
+        "trainers": [c.address for c in clients],
+        "claimed": claimed,
+    }

@@ -1,0 +1,127 @@
+"""Reputation API: a :class:`ReputationBook` rebuilt from chain events and round reports.
+
+The book is a pure function of the chain (``ProjectCreated``, ``RoundFinalized`` and the
+reports they point to), so the server keeps one, extends it as new blocks arrive, and a
+restart rebuilds the same reputations. Reward tables are checked against the chain's
+``rewardsRoot`` by the book itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from market.chain import ZERO32
+from market.errors import MarketError
+from market.reputation import ReputationBook, epoch_of, normalise_address, policy_from_spec
+
+from .state import Services
+
+
+class ReputationView:
+    """The market's reputation book, caught up with the chain on each read."""
+
+    def __init__(self, svc: Services, walks_per_seed: int = 2_000) -> None:
+        self.svc = svc
+        self.book = ReputationBook(walks_per_seed=walks_per_seed)
+        self.next_block = 0
+        self.skipped: list[str] = []  # rounds whose report could not be read, and why
+        self._lock = threading.Lock()
+
+    def sync(self) -> ReputationBook:
+        """Feed events from blocks not seen yet (in block order) into the book."""
+        with self._lock:
+            market = self.svc.market
+            head = self.svc.w3.eth.block_number
+            if head < self.next_block:
+                return self.book
+            created = market.events("ProjectCreated", self.next_block, head)
+            finalized = market.events("RoundFinalized", self.next_block, head)
+            for ev in sorted(
+                created + finalized, key=lambda e: (e["block_number"], e["log_index"])
+            ):
+                if ev["event"] == "ProjectCreated":
+                    self._add_project(ev)
+                else:
+                    self._add_round(ev)
+            self.next_block = head + 1
+            return self.book
+
+    def _add_project(self, ev: dict[str, Any]) -> None:
+        args = ev["args"]
+        policy = None
+        try:
+            _, spec = self.svc.spec(args["spec_digest"])
+            policy = policy_from_spec(spec.admission)
+        except MarketError as exc:
+            self.skipped.append(f"project {args['project_id']}: spec unreadable ({exc})")
+        self.book.add_project(int(args["project_id"]), args["owner"], policy)
+
+    def _add_round(self, ev: dict[str, Any]) -> None:
+        args = ev["args"]
+        pid, number = int(args["project_id"]), int(args["round"])
+        if args["rewards_root"] == ZERO32 or int(args["total"]) == 0:
+            return  # nobody was paid: no feedback edge
+        try:
+            _, report = self.svc.report(args["report_digest"])
+            stamp = self.svc.w3.eth.get_block(ev["block_number"])["timestamp"]
+            self.book.record_rewards(
+                pid, number, dict(report.rewards()), epoch_of(stamp), args["rewards_root"]
+            )
+        except MarketError as exc:
+            self.skipped.append(f"project {pid} round {number}: {exc}")
+
+    # -- views ----------------------------------------------------------------------------
+
+    def of(self, address: str) -> dict[str, Any]:
+        """An address's reputation as seen from every project's seeds."""
+        book = self.sync()
+        addr = normalise_address(address)
+        per_project = {
+            str(pid): round(book.reputation_of(addr, pid), 6) for pid in sorted(book.projects)
+        }
+        neighbours = []
+        for src, dst, weight in book.graph.edges():
+            if addr in (src, dst):
+                neighbours.append({"from": src, "to": dst, "weight": weight})
+        return {
+            "address": addr,
+            "in_graph": addr in book.graph,
+            "per_project": per_project,
+            "edges": neighbours,
+        }
+
+    def graph(self) -> dict[str, Any]:
+        book = self.sync()
+        return {
+            "summary": book.summary(),
+            "edges": [{"from": s, "to": d, "weight": w} for s, d, w in book.graph.edges()],
+            "skipped": self.skipped,
+        }
+
+    def admission(self, project_id: int, number: int) -> dict[str, Any]:
+        """Who was admitted to a round (committers), the root, and their reputations."""
+        book = self.sync()
+        svc = self.svc
+        r = svc.market.get_round(project_id, number)
+        project = book.project(project_id)
+        open_admission = r.admission_root == ZERO32
+        rep = book.reputation(project_id)
+        committers = sorted(
+            {
+                ev["args"]["trainer"]
+                for ev in svc.market.events("UpdateCommitted", project_id=project_id, round=number)
+            }
+        )
+        return {
+            "project_id": project_id,
+            "round": number,
+            "open": open_admission,
+            "admission_root": "0x" + bytes(r.admission_root).hex(),
+            "policy": project.policy.to_dict() if project.policy else {"policy": "open"},
+            "admitted": [
+                {"address": a, "reputation": round(rep.get(normalise_address(a), 0.0), 6)}
+                for a in committers
+            ],
+            "reputation": {a: round(v, 6) for a, v in sorted(rep.items(), key=lambda x: -x[1])},
+        }
