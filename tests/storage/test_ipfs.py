@@ -177,3 +177,16 @@ def test_get_by_digest_chunked_through_the_node(ipfs_store: IpfsNodeStore) -> No
     data = os.urandom(CHUNK + 9)
     cid = ipfs_store.put(data)
     assert get_by_digest(ipfs_store, parse_cid(cid).digest) == (cid, data)
+
+
+def test_has_checks_every_block_of_an_unpinned_blob(ipfs_store: IpfsNodeStore) -> None:
+    data = os.urandom(CHUNK * 2 + 11)
+    api = f"{ipfs_store.api_url}/api/v0"
+    params = {"cid-version": "1", "raw-leaves": "true", "cid-base": "base32", "pin": "false"}
+    r = httpx.post(f"{api}/add", params=params, files={"file": ("f", data)}, timeout=60)
+    cid = normalize_cid(r.json()["Hash"])
+    assert cid == cid_of(data)
+    assert ipfs_store.has(cid)
+    leaf = cid_of(data[CHUNK : 2 * CHUNK])
+    assert httpx.post(f"{api}/block/rm", params={"arg": leaf}).status_code == 200
+    assert not ipfs_store.has(cid)
