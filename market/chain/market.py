@@ -19,7 +19,7 @@ from web3.exceptions import ContractLogicError
 
 from market.chain.client import send_transaction
 from market.chain.compile import compile_contracts
-from market.chain.errors import ContractRevert, decode_revert, error_selectors
+from market.chain.errors import ContractRevert, _abi_type, decode_revert, error_selectors
 from market.chain.types import (
     ZERO32,
     Project,
@@ -30,13 +30,20 @@ from market.chain.types import (
     _b32,
     compute_commitment,
 )
-from market.errors import ChainError, ConfigError
+from market.errors import ChainError, ConfigError, MarketError
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 def snake(name: str) -> str:
     return _CAMEL.sub("_", name).lower()
+
+
+def _addr(value: str, name: str) -> str:
+    try:
+        return to_checksum_address(value)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{name} must be a 0x-prefixed 20-byte address, got {value!r}") from None
 
 
 def _plain(value: Any) -> Any:
@@ -52,7 +59,7 @@ class LearningMarket:
 
     def __init__(self, w3: Web3, address: str, abi: list | None = None) -> None:
         self.w3 = w3
-        self.address = to_checksum_address(address)
+        self.address = _addr(address, "market address")
         if not w3.eth.get_code(self.address):
             raise ChainError(
                 f"no contract at {self.address} on chain {w3.eth.chain_id}: "
@@ -62,7 +69,7 @@ class LearningMarket:
         self.contract = w3.eth.contract(address=self.address, abi=self.abi)
         self._errors = error_selectors(self.abi)
         self._events_by_topic = {
-            keccak(text=f"{e['name']}({','.join(i['type'] for i in e['inputs'])})"): e["name"]
+            keccak(text=f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"): e["name"]
             for e in self.abi
             if e.get("type") == "event"
         }
@@ -83,9 +90,14 @@ class LearningMarket:
         return convert
 
     def _transact(self, account: LocalAccount, function: str, *args: Any, value: int = 0):
-        fn = getattr(self.contract.functions, function)(*args)
-        tx = {"to": self.address, "data": fn._encode_transaction_data(), "value": value}
-        receipt = send_transaction(self.w3, account, tx, on_revert=self._revert(function))
+        try:
+            fn = getattr(self.contract.functions, function)(*args)
+            tx = {"to": self.address, "data": fn._encode_transaction_data(), "value": value}
+            receipt = send_transaction(self.w3, account, tx, on_revert=self._revert(function))
+        except MarketError:
+            raise
+        except Exception as exc:  # bad arguments, node unreachable: one error type for callers
+            raise ChainError(f"{function} failed: {exc.__class__.__name__}: {exc}") from exc
         result = TxResult(
             tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
             gas_used=int(receipt["gasUsed"]),
@@ -101,6 +113,8 @@ class LearningMarket:
             return getattr(self.contract.functions, function)(*args).call()
         except ContractLogicError as exc:
             raise self._revert(function)(exc) from None
+        except Exception as exc:
+            raise ChainError(f"{function} failed: {exc.__class__.__name__}: {exc}") from exc
 
     def decode_logs(self, logs: list) -> list[dict]:
         """This contract's events among raw logs (a receipt's or eth_getLogs'), decoded."""
@@ -150,7 +164,7 @@ class LearningMarket:
             owner,
             "createProject",
             _b32(spec_digest, "spec_digest"),
-            to_checksum_address(aggregator),
+            _addr(aggregator, "aggregator"),
             rounds,
             reward_per_round,
             submission_window,
@@ -274,11 +288,11 @@ class LearningMarket:
         )
 
     def get_submission(self, project_id: int, round: int, trainer: str) -> Submission:
-        s = self._call("getSubmission", project_id, round, to_checksum_address(trainer))
+        s = self._call("getSubmission", project_id, round, _addr(trainer, "trainer"))
         return Submission(bytes(s[0]), bytes(s[1]), s[2], s[3])
 
     def is_claimed(self, project_id: int, round: int, account: str) -> bool:
-        return bool(self._call("isClaimed", project_id, round, to_checksum_address(account)))
+        return bool(self._call("isClaimed", project_id, round, _addr(account, "account")))
 
     def compute_commitment(self, update_digest: bytes, trainer: str, salt: bytes) -> bytes:
         """Computed locally (no RPC); equal to the contract's ``computeCommitment``."""

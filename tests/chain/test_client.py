@@ -180,3 +180,17 @@ def test_market_wrapper_refuses_an_address_without_code(w3):
 
     with pytest.raises(ChainError, match="no contract"):
         LearningMarket(w3, "0x" + "12" * 20)
+
+
+def test_wrapper_errors_are_chain_errors(market_env):
+    from market.errors import ChainError
+
+    m = market_env.market
+    with pytest.raises(ConfigError, match="aggregator must be"):
+        m.create_project(market_env.owner, b"\1" * 32, "not an address", 1, 1, 1, 1, 1)
+    with pytest.raises(ConfigError, match="spec_digest must be 32 bytes"):
+        m.create_project(market_env.owner, b"\1", market_env.owner.address, 1, 1, 1, 1, 1)
+    with pytest.raises(ChainError, match="createProject failed"):
+        m.create_project(market_env.owner, b"\1" * 32, market_env.owner.address, -1, 1, 1, 1, 1)
+    with pytest.raises(ChainError, match="getProject failed"):
+        m.get_project(-1)
