@@ -40,6 +40,8 @@ app.add_typer(owner_app, name="owner")
 app.add_typer(trainer_app, name="trainer")
 app.add_typer(aggregator_app, name="aggregator")
 app.add_typer(store_app, name="store")
+config_app = typer.Typer(no_args_is_help=True, help="Service configuration.")
+app.add_typer(config_app, name="config")
 
 out = Console()
 err = Console(stderr=True)
@@ -599,6 +601,116 @@ def aggregator_run_round(
         as_json,
         table,
     )
+
+
+# ------------------------------------------------------------ long-running services
+
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", exists=True, dir_okay=False, help="TOML config file."),
+]
+# Unset service flags stay None so that the config file and MARKET_* variables apply.
+SvcRpc = Annotated[str | None, typer.Option("--rpc-url", help="EVM JSON-RPC URL.")]
+SvcStore = Annotated[str | None, typer.Option("--store", help="'embedded' or 'ipfs:URL'.")]
+SvcDataDir = Annotated[Path | None, typer.Option("--data-dir", help="Store/database dir.")]
+SvcDbUrl = Annotated[str | None, typer.Option("--db-url", help="SQLAlchemy database URL.")]
+SvcContract = Annotated[str | None, typer.Option("--contract", help="LearningMarket address.")]
+UntilIdle = Annotated[bool, typer.Option(help="Exit after a pass with nothing to do.")]
+MaxPasses = Annotated[int | None, typer.Option(help="Exit after this many passes.")]
+ServiceJson = Annotated[bool, typer.Option("--json", help="JSON log lines on stdout.")]
+
+
+def _service_flags(**flags: Any) -> dict[str, Any]:
+    if flags.get("json_logs") is False:
+        flags["json_logs"] = None  # an absent --json must not override the file
+    return flags
+
+
+@trainer_app.command("run")
+def trainer_run(
+    config: ConfigFile = None,
+    rpc_url: SvcRpc = None,
+    store: SvcStore = None,
+    data_dir: SvcDataDir = None,
+    db_url: SvcDbUrl = None,
+    contract: SvcContract = None,
+    account: AccountOpt = None,
+    keystore: KeystoreOpt = None,
+    until_idle: UntilIdle = False,
+    max_passes: MaxPasses = None,
+    as_json: ServiceJson = False,
+) -> None:
+    """Stay up: join matching projects, train, commit, reveal and claim as rounds come."""
+    from market.runtime import run_service
+
+    run_service(
+        "trainer",
+        config,
+        until_idle=until_idle,
+        max_passes=max_passes,
+        **_service_flags(
+            rpc_url=rpc_url,
+            store=store,
+            data_dir=data_dir,
+            db_url=db_url,
+            contract=contract,
+            account=account,
+            keystore=keystore,
+            json_logs=as_json,
+        ),
+    )
+
+
+@aggregator_app.command("run")
+def aggregator_run(
+    config: ConfigFile = None,
+    rpc_url: SvcRpc = None,
+    store: SvcStore = None,
+    data_dir: SvcDataDir = None,
+    db_url: SvcDbUrl = None,
+    contract: SvcContract = None,
+    account: AccountOpt = None,
+    keystore: KeystoreOpt = None,
+    until_idle: UntilIdle = False,
+    max_passes: MaxPasses = None,
+    as_json: ServiceJson = False,
+) -> None:
+    """Stay up: open rounds of every project naming this aggregator and finalize them."""
+    from market.runtime import run_service
+
+    run_service(
+        "aggregator",
+        config,
+        until_idle=until_idle,
+        max_passes=max_passes,
+        **_service_flags(
+            rpc_url=rpc_url,
+            store=store,
+            data_dir=data_dir,
+            db_url=db_url,
+            contract=contract,
+            account=account,
+            keystore=keystore,
+            json_logs=as_json,
+        ),
+    )
+
+
+@config_app.command("show")
+def config_show(
+    kind: Annotated[str, typer.Argument(help="'trainer' or 'aggregator'.")] = "trainer",
+    config: ConfigFile = None,
+    db_url: SvcDbUrl = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the effective service configuration (file + MARKET_* + flags), secrets masked."""
+    from market.runtime import build_config
+
+    shown = build_config(kind, config, db_url=db_url).show()
+    table = Table("setting", "value", title=f"{kind} configuration")
+    for key, value in shown.items():
+        table.add_row(key, str(value))
+    emit(shown, as_json, table)
 
 
 # ------------------------------------------------------------------------------ status

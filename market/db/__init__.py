@@ -1,6 +1,27 @@
 """Persistence for trainers and the aggregator (SQLite by default, PostgreSQL by URL)."""
 
-from market.db.models import Base, Claim, RoundRecord, Submission, TrainerHistory
-from market.db.session import Database
+from market.db.models import (
+    Base,
+    Claim,
+    Intent,
+    ProjectChoice,
+    RoundRecord,
+    ServiceCursor,
+    Submission,
+    TrainerHistory,
+)
+from market.db.session import Database, head_revision, upgrade
 
-__all__ = ["Base", "Claim", "Database", "RoundRecord", "Submission", "TrainerHistory"]
+__all__ = [
+    "Base",
+    "Claim",
+    "Database",
+    "Intent",
+    "ProjectChoice",
+    "RoundRecord",
+    "ServiceCursor",
+    "Submission",
+    "TrainerHistory",
+    "head_revision",
+    "upgrade",
+]

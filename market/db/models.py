@@ -6,7 +6,7 @@ so a restarted process reconciles with the chain instead of guessing.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -78,3 +78,51 @@ class TrainerHistory(Base):
     project_id: Mapped[int] = mapped_column(BigInteger)
     rule: Mapped[str] = mapped_column(String(40))
     state_json: Mapped[str] = mapped_column(Text)
+
+
+class ServiceCursor(Base):
+    """How far a long-running service has followed a market's events, and the hash of the
+    last block it read there (a different hash at that height means a restart or reorg)."""
+
+    __tablename__ = "service_cursors"
+    __table_args__ = (UniqueConstraint("contract", "service"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract: Mapped[str] = mapped_column(String(42))
+    service: Mapped[str] = mapped_column(String(80))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    next_block: Mapped[int] = mapped_column(BigInteger)
+    last_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+
+
+class Intent(Base):
+    """A transaction a service is about to send, written before sending: after a crash the
+    service waits for that nonce to settle and reads the chain before sending again."""
+
+    __tablename__ = "intents"
+    __table_args__ = (UniqueConstraint("contract", "account", "action", "project_id", "round"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract: Mapped[str] = mapped_column(String(42))
+    account: Mapped[str] = mapped_column(String(42))
+    action: Mapped[str] = mapped_column(String(24))
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    round: Mapped[int] = mapped_column(Integer)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="sending")
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+
+
+class ProjectChoice(Base):
+    """A service's decision about a project (join / serve it or not, and why)."""
+
+    __tablename__ = "project_choices"
+    __table_args__ = (UniqueConstraint("contract", "service", "project_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract: Mapped[str] = mapped_column(String(42))
+    service: Mapped[str] = mapped_column(String(80))
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text, default="")

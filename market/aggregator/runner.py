@@ -1,0 +1,224 @@
+"""``market aggregator run``: an aggregator that stays up and serves every project naming it.
+
+Event-driven: ``ProjectCreated`` naming this account (and in the configured list) adds a
+project; ``UpdateRevealed`` fetches and checks the update at once, so a missing or broken
+upload is known before the window ends. Each pass then schedules from the chain's state:
+open the next round (after ``round_interval``), finalize a round whose reveal window has
+closed. ``Aggregator.finalize_round`` records the outcome before sending and reconciles a
+round already finalized; :class:`TxGuard` adds intent-before-send, so a process killed at
+any point restarts without a second ``openRound`` or ``finalizeRound``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from market.aggregator.service import Aggregator, load_spec
+from market.chain import RoundState, chain_time
+from market.config import AggregatorConfig
+from market.db import ProjectChoice
+from market.db.intents import crashpoint
+from market.errors import MarketError
+from market.runtime import Service, ServiceLog
+from market.storage.resolve import get_by_digest
+
+
+class _CrashingStore:
+    """Test hook: the store, dying on its n-th read (``aggregator.aggregating``)."""
+
+    def __init__(self, store, after: int) -> None:  # noqa: ANN001
+        self._store, self._left = store, after
+
+    def get(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        self._left -= 1
+        if self._left < 0:
+            crashpoint("aggregator.aggregating")
+        return self._store.get(*args, **kwargs)
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self._store, name)
+
+
+class AggregatorRunner(Service):
+    """One aggregator account following one market."""
+
+    role = "aggregator"
+
+    def __init__(self, config: AggregatorConfig, log: ServiceLog | None = None) -> None:
+        from market.db.follow import Follower
+
+        super().__init__(config, log)
+        self.config: AggregatorConfig = config
+        self.aggregator = Aggregator(self.market, self.store, self.account, self.db)
+        self.follower = Follower(
+            self.db,
+            self.market,
+            self.service_name,
+            start_block=config.start_block,
+            chunk=config.chunk,
+            confirmations=config.confirmations,
+            warn=self.log.warn,
+        )
+        self._last_finalized: dict[int, float] = {}
+        self._prefetched: set[bytes] = set()
+
+    # -- one pass ----------------------------------------------------------------------
+
+    def step(self) -> int:
+        for ev in self.follower.poll():
+            self._handle(ev)
+        self.follower.save()
+        actions = 0
+        for project_id in self.served():
+            try:
+                actions += self._schedule(project_id)
+            except MarketError as exc:
+                self.log.warn(f"project {project_id}: {exc}")
+        return actions
+
+    def _handle(self, ev: dict) -> None:
+        args = ev["args"]
+        if ev["event"] == "ProjectCreated" and args["aggregator"] == self.account.address:
+            self._serve(args["project_id"])
+        elif ev["event"] == "UpdateRevealed" and self.config.prefetch:
+            if args["project_id"] in self.served():
+                self._prefetch(args["project_id"], args["round"], args["update_digest"])
+
+    def _serve(self, project_id: int) -> None:
+        wanted = self.config.projects is None or project_id in self.config.projects
+        with self.db.session() as s:
+            if s.scalar(self._choice_query(project_id)) is not None:
+                return
+            s.add(
+                ProjectChoice(
+                    contract=self.market.address,
+                    service=self.service_name,
+                    project_id=project_id,
+                    accepted=wanted,
+                    reason="names this aggregator" if wanted else "not in the project list",
+                )
+            )
+        self.log.event("project", project=project_id, served=wanted)
+
+    def served(self) -> list[int]:
+        with self.db.session() as s:
+            return sorted(
+                s.scalars(
+                    select(ProjectChoice.project_id).where(
+                        ProjectChoice.contract == self.market.address,
+                        ProjectChoice.service == self.service_name,
+                        ProjectChoice.accepted.is_(True),
+                    )
+                )
+            )
+
+    def _choice_query(self, project_id: int):  # noqa: ANN202
+        return select(ProjectChoice).where(
+            ProjectChoice.contract == self.market.address,
+            ProjectChoice.service == self.service_name,
+            ProjectChoice.project_id == project_id,
+        )
+
+    def _prefetch(self, project_id: int, number: int, digest: bytes) -> None:
+        """Fetch a revealed update as soon as it is announced: the store keeps it, and a
+        missing or oversized upload shows in the log while trainers can still fix it."""
+        if digest in self._prefetched:
+            return
+        try:
+            spec = load_spec(self.market, self.store, project_id)
+            cid, data = get_by_digest(self.store, digest, max_size=spec.max_update_bytes)
+            self._prefetched.add(digest)
+            self.log.event(
+                "update", project=project_id, round=number, cid=cid, bytes=len(data), ok=True
+            )
+        except MarketError as exc:
+            self.log.event("update", project=project_id, round=number, ok=False, error=str(exc))
+
+    # -- scheduling --------------------------------------------------------------------
+
+    def _schedule(self, project_id: int) -> int:
+        project = self.market.get_project(project_id)
+        number = project.rounds_opened
+        now = chain_time(self.w3)
+        if number > 0:
+            r = self.market.get_round(project_id, number)
+            if r.state == RoundState.OPEN:
+                if now <= r.reveal_deadline:
+                    self.nudge_dev_clock(r.reveal_deadline)
+                    return 0
+                if now > r.finalize_deadline:
+                    self.log.warn(
+                        f"round {number} of project {project_id} passed its finalize deadline "
+                        "unfinalized: anyone may expire it (trainers get equal shares)"
+                    )
+                    return 0
+                return self._finalize(project_id, number)
+        if not self.config.open_rounds or project.cancelled or number >= project.rounds:
+            return 0
+        since = time.monotonic() - self._last_finalized.get(project_id, float("-inf"))
+        if since < self.config.round_interval:
+            return 0
+        return self._open(project_id, number + 1)
+
+    def _open(self, project_id: int, number: int) -> int:
+        result = self.guard.run(
+            "open",
+            project_id,
+            number,
+            lambda: self.market.get_project(project_id).rounds_opened >= number,
+            lambda: self.aggregator.open_round(project_id),
+        )
+        if result is not None:
+            opened, tx = result
+            r = self.market.get_round(project_id, opened)
+            self.log.event(
+                "opened",
+                project=project_id,
+                round=opened,
+                tx=tx.tx_hash,
+                commit_deadline=r.commit_deadline,
+                reveal_deadline=r.reveal_deadline,
+            )
+        return 1
+
+    def _finalize(self, project_id: int, number: int) -> int:
+        crashpoint("aggregator.before_finalize")
+        if _crash_target() == "aggregator.aggregating":
+            self.aggregator.store = _CrashingStore(self.store, after=2)
+        started = time.perf_counter()
+        with self.log.activity(f"aggregating round {number} of project {project_id}"):
+            outcome = self.guard.run(
+                "finalize",
+                project_id,
+                number,
+                lambda: self.market.get_round(project_id, number).state != RoundState.OPEN,
+                lambda: self.aggregator.finalize_round(project_id, number),
+            )
+        self.aggregator.store = self.store
+        self._last_finalized[project_id] = time.monotonic()
+        if outcome is None:
+            outcome = self.aggregator.finalize_round(project_id, number)  # reconcile the record
+        accepted = sum(s.status == "accepted" for s in outcome.report.submissions)
+        self.log.event(
+            "finalized",
+            project=project_id,
+            round=number,
+            model=outcome.model_cid,
+            submissions=len(outcome.report.submissions),
+            accepted=accepted,
+            total_wei=outcome.report.total_wei,
+            tx=outcome.finalize_tx.tx_hash if outcome.finalize_tx else None,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        crashpoint("aggregator.finalized")
+        return 1
+
+
+def _crash_target() -> str | None:
+    import os
+
+    from market.db.intents import CRASH_ENV
+
+    return os.environ.get(CRASH_ENV)

@@ -1,0 +1,149 @@
+"""Intent before every transaction, and crash points for the tests that prove it works.
+
+:class:`TxGuard` writes (action, project, round, nonce) to the database before sending.
+On the next attempt — after a crash, a restart, a timeout — it first asks the chain whether
+the effect is already there; if an earlier attempt's nonce is still pending it waits for
+that transaction to settle instead of sending a second one. So an action is sent at most
+once per effect, whatever happened to the process in between.
+
+``MARKET_TEST_CRASH_AT=<point>`` makes the process SIGKILL itself at a named point (for
+``<role>.<action>.sent``: right after the node accepted the raw transaction, before its
+receipt). Tests use it; nothing else should set it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from web3 import Web3
+from web3.middleware import Web3Middleware
+
+from market.db.models import Intent
+from market.db.session import Database
+from market.errors import ChainError
+
+CRASH_ENV = "MARKET_TEST_CRASH_AT"
+T = TypeVar("T")
+_armed: str | None = None
+
+
+def crashpoint(name: str) -> None:
+    """Die here (SIGKILL, no cleanup) if the crash test asked for this point."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _CrashAfterSend(Web3Middleware):
+    def response_processor(self, method: Any, response: Any) -> Any:
+        if method == "eth_sendRawTransaction" and _armed is not None:
+            crashpoint(_armed)
+        return response
+
+
+def install_crash_hooks(w3: Web3) -> None:
+    """Arm ``<role>.<action>.sent`` crash points on this connection (tests only)."""
+    if os.environ.get(CRASH_ENV, "").endswith(".sent"):
+        w3.middleware_onion.add(_CrashAfterSend, name="market_crash_after_send")
+
+
+class TxGuard:
+    """Send each (action, project, round) of one account at most once per effect."""
+
+    def __init__(
+        self,
+        db: Database,
+        w3: Web3,
+        contract: str,
+        account: str,
+        role: str,
+        *,
+        settle_timeout: float = 300.0,
+        poll: float = 0.2,
+    ) -> None:
+        self.db, self.w3, self.contract, self.account, self.role = db, w3, contract, account, role
+        self.settle_timeout, self.poll = settle_timeout, poll
+
+    def _row(self, s: Any, action: str, project_id: int, round_number: int) -> Intent | None:
+        return s.scalar(
+            select(Intent).where(
+                Intent.contract == self.contract,
+                Intent.account == self.account,
+                Intent.action == action,
+                Intent.project_id == project_id,
+                Intent.round == round_number,
+            )
+        )
+
+    def run(
+        self,
+        action: str,
+        project_id: int,
+        round_number: int,
+        done: Callable[[], bool],
+        send: Callable[[], T],
+    ) -> T | None:
+        """``send()`` unless ``done()`` (the chain shows the effect); None when skipped."""
+        global _armed
+        with self.db.session() as s:
+            row = self._row(s, action, project_id, round_number)
+            earlier = (row.nonce, row.status) if row is not None else None
+        if earlier is not None and earlier[1] == "sending":
+            self._settle(earlier[0], action)
+        if done():
+            self._mark(action, project_id, round_number, "done", None)
+            return None
+        nonce = self.w3.eth.get_transaction_count(self.account, "pending")
+        with self.db.session() as s:
+            row = self._row(s, action, project_id, round_number)
+            if row is None:
+                row = Intent(
+                    contract=self.contract,
+                    account=self.account,
+                    action=action,
+                    project_id=project_id,
+                    round=round_number,
+                    nonce=nonce,
+                )
+                s.add(row)
+            row.nonce, row.status, row.tx_hash = nonce, "sending", None
+        _armed = f"{self.role}.{action}.sent"
+        try:
+            result = send()
+        except BaseException:
+            self._mark(action, project_id, round_number, "failed", None)
+            raise
+        finally:
+            _armed = None
+        self._mark(action, project_id, round_number, "done", getattr(result, "tx_hash", None))
+        return result
+
+    def _settle(self, nonce: int, action: str) -> None:
+        """Wait while a transaction with ``nonce`` (or before) is still pending."""
+        started = time.monotonic()
+        while True:
+            mined = self.w3.eth.get_transaction_count(self.account, "latest")
+            pending = self.w3.eth.get_transaction_count(self.account, "pending")
+            if mined > nonce or pending <= mined:
+                return  # that nonce is mined, or nothing of ours is pending (never sent)
+            if time.monotonic() - started > self.settle_timeout:
+                raise ChainError(
+                    f"the earlier {action} transaction (nonce {nonce}) of {self.account} is still "
+                    f"pending after {self.settle_timeout:g}s: raise its fee or wait; the service "
+                    "will not send a second one meanwhile"
+                )
+            time.sleep(self.poll)
+
+    def _mark(
+        self, action: str, project_id: int, round_number: int, status: str, tx: str | None
+    ) -> None:
+        with self.db.session() as s:
+            row = self._row(s, action, project_id, round_number)
+            if row is not None:
+                row.status = status
+                if tx:
+                    row.tx_hash = tx
