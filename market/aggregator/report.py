@@ -2,6 +2,14 @@
 
 Its digest goes on chain in ``finalizeRound``. Wei amounts are decimal strings (they
 exceed what JSON readers in other languages hold exactly); scores are fixed-point integers.
+Floats (coefficients, alignments, sketches) are JSON's shortest round-trip repr, so a
+reader gets the very float64 the aggregator computed and can re-execute bit for bit.
+
+What ``market verify`` needs, and where it is: the rule and its parameters; the accepted
+updates in batch order (``batch_order``; submissions are sorted by trainer) with their CIDs;
+each rejection's reason; each update's coefficient, alignment, free-rider verdict, score
+points, reward and sketch; the sketch seed block and the sketches' commitment; the reward
+table's leaves (``rewards()``) and root.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ class SubmissionEntry:
     coefficient: float
     score_points: int
     reward_wei: int
+    alignment: float = 0.0
+    free_rider: bool = False
+    sketch: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -42,10 +53,23 @@ class RoundReport:
     rewards_root: str
     submissions: list[SubmissionEntry]
     evidence: dict[str, Any] = field(default_factory=dict)
+    batch_order: list[str] = field(default_factory=list)
+    score_scale: int = 0
+    scoring: dict[str, Any] = field(default_factory=dict)
+    sketch_scheme: str | None = None
+    sketch_dim: int = 0
+    sketch_seed_block: int | None = None
+    sketch_seed: str | None = None
+    sketch_commitment: str | None = None
 
     def rewards(self) -> list[tuple[str, int]]:
         """The reward table's leaves: (account, wei) for every positive reward."""
         return [(s.trainer, s.reward_wei) for s in self.submissions if s.reward_wei > 0]
+
+    def accepted(self) -> list[SubmissionEntry]:
+        """The entries that went into the rule, in batch order."""
+        by_trainer = {s.trainer: s for s in self.submissions}
+        return [by_trainer[t] for t in self.batch_order]
 
     def to_bytes(self) -> bytes:
         raw = asdict(self)

@@ -20,13 +20,14 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
 from market.aggregator.report import RoundReport, SubmissionEntry
-from market.aggregator.rewards import split_rewards, to_points
+from market.aggregator.rewards import SCORE_SCALE, split_rewards, to_points
 from market.aggregator.rules import QuantizedBatch, get_rule, gram
-from market.aggregator.scoring import contribution_scores
+from market.aggregator.scoring import ALIGNMENT_FLOOR, NORM_FLOOR, ScoreDetail, score_details
 from market.chain import LearningMarket, RoundState, TxResult
 from market.db import Database, RoundRecord, TrainerHistory
 from market.errors import AggregationError, StorageError, UpdateFormatError
 from market.proofs import MerkleTree
+from market.proofs.sketch import SKETCH_SCHEME, seed_block, sketch_commitment, sketches
 from market.spec import ProjectSpec
 from market.storage import (
     ModelLayout,
@@ -40,6 +41,7 @@ from market.storage.cid import cid_of, digest_of_cid
 from market.storage.resolve import get_by_digest
 
 ZERO32 = b"\0" * 32
+SKETCH_DIM = 32
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,35 @@ def revealed_updates(
     """Trainer address → revealed update digest, from the chain's ``UpdateRevealed`` events."""
     events = market.events("UpdateRevealed", project_id=project_id, round=round_number)
     return {ev["args"]["trainer"]: ev["args"]["update_digest"] for ev in events}
+
+
+def batch_of(updates: list) -> QuantizedBatch:
+    """The accepted updates as one batch, in the given (batch) order."""
+    return QuantizedBatch(
+        q=np.stack([u.q for u in updates]),
+        scales=np.stack([u.scales for u in updates]),
+        block_size=updates[0].block_size,
+    )
+
+
+def fetch_valid(store: Store, digest: bytes, layout: ModelLayout, spec: ProjectSpec):  # noqa: ANN201
+    """(cid, update, None) for a valid update, else (cid or None, None, reason)."""
+    try:
+        cid, data = get_by_digest(store, digest, max_size=spec.max_update_bytes)
+    except TooLargeError:
+        return None, None, f"too_large: over the spec's {spec.max_update_bytes} bytes"
+    except StorageError as exc:
+        return None, None, f"unavailable: {exc}"
+    try:
+        update = decode_update(data, layout, max_size=spec.max_update_bytes)
+    except UpdateFormatError as exc:
+        return cid, None, f"{getattr(exc, 'reason', 'malformed')}: {exc}"
+    norm = float(np.linalg.norm(update.dense()))
+    if norm == 0.0:
+        return cid, None, "free_rider: the update is all zeros"
+    if spec.max_update_norm is not None and norm > spec.max_update_norm:
+        return cid, None, f"norm_bound: norm {norm:.4g} exceeds {spec.max_update_norm:.4g}"
+    return cid, update, None
 
 
 def layout_of(spec: ProjectSpec) -> ModelLayout:
@@ -124,25 +155,26 @@ class Aggregator:
         evidence: dict = {}
         new_state: dict | None = None
         new_flat = global_flat
+        seed_number, seed_hash = seed_block(self.market.w3, chain_round.reveal_deadline)
+        order = [trainer for trainer, _, _ in accepted]
+        sketch_rows: list[list[float]] = []
+        details: list[ScoreDetail] = []
         if accepted:
-            batch = QuantizedBatch(
-                q=np.stack([u.q for _, _, u in accepted]),
-                scales=np.stack([u.scales for _, _, u in accepted]),
-                block_size=accepted[0][2].block_size,
-            )
-            ids = [trainer for trainer, _, _ in accepted]
+            batch = batch_of([u for _, _, u in accepted])
             result = rule.aggregate(
                 batch,
                 sample_counts=np.ones(len(accepted), dtype=np.int64),
-                ids=ids,
+                ids=order,
                 state=self._load_state(project_id, rule.name),
             )
             new_state = result.state
             evidence = result.evidence
             new_flat = global_flat + result.aggregate
-            scores = contribution_scores(result.coefficients, result.flags, gram(batch))
-            points = to_points(scores)
+            g = result.gram if result.gram is not None else gram(batch)
+            details = score_details(result.coefficients, result.flags, g)
+            points = to_points([d.score for d in details])
             rewards = split_rewards(chain_round.budget, points)
+            sketch_rows = sketches(batch, seed_hash, SKETCH_DIM).tolist()
             for i, (trainer, cid, _) in enumerate(accepted):
                 flag = result.flags[i]
                 entries[trainer] = SubmissionEntry(
@@ -153,6 +185,9 @@ class Aggregator:
                     float(result.coefficients[i]),
                     points[i],
                     rewards[i],
+                    alignment=details[i].alignment,
+                    free_rider=details[i].free_rider,
+                    sketch=sketch_rows[i],
                 )
 
         new_model = encode_model(layout.unflatten(new_flat.astype(np.float32)))
@@ -173,6 +208,14 @@ class Aggregator:
             rewards_root="0x" + root.hex(),
             submissions=submissions,
             evidence=evidence,
+            batch_order=order,
+            score_scale=SCORE_SCALE,
+            scoring={"alignment_floor": ALIGNMENT_FLOOR, "norm_floor": NORM_FLOOR},
+            sketch_scheme=SKETCH_SCHEME,
+            sketch_dim=SKETCH_DIM,
+            sketch_seed_block=seed_number,
+            sketch_seed="0x" + seed_hash.hex(),
+            sketch_commitment=sketch_commitment(sketch_rows),
         )
         return report, new_model, new_state
 
@@ -212,23 +255,7 @@ class Aggregator:
     # -- helpers -----------------------------------------------------------------------
 
     def _fetch_valid(self, digest: bytes, layout: ModelLayout, spec: ProjectSpec):  # noqa: ANN202
-        """(cid, update, None) for a valid update, else (cid or None, None, reason)."""
-        try:
-            cid, data = get_by_digest(self.store, digest, max_size=spec.max_update_bytes)
-        except TooLargeError:
-            return None, None, f"too_large: over the spec's {spec.max_update_bytes} bytes"
-        except StorageError as exc:
-            return None, None, f"unavailable: {exc}"
-        try:
-            update = decode_update(data, layout, max_size=spec.max_update_bytes)
-        except UpdateFormatError as exc:
-            return cid, None, f"{getattr(exc, 'reason', 'malformed')}: {exc}"
-        norm = float(np.linalg.norm(update.dense()))
-        if norm == 0.0:
-            return cid, None, "free_rider: the update is all zeros"
-        if spec.max_update_norm is not None and norm > spec.max_update_norm:
-            return cid, None, f"norm_bound: norm {norm:.4g} exceeds {spec.max_update_norm:.4g}"
-        return cid, update, None
+        return fetch_valid(self.store, digest, layout, spec)
 
     def _record_query(self, project_id: int, round_number: int):  # noqa: ANN202
         return select(RoundRecord).where(

@@ -35,19 +35,20 @@ def test_points_are_fixed_point_and_reject_bad_scores():
 
 
 def test_scores_follow_weight_and_alignment():
-    u = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    u = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
     g = u @ u.T
-    # the aggregate (2/3, 1/3) aligns more with the two agreeing updates than the odd one
+    # the others' aggregate aligns more with the two agreeing updates than with the odd one
     scores = contribution_scores(np.full(3, 1 / 3), [None, None, None], g)
     assert scores[0] == scores[1] > scores[2] > 0
     assert sum(scores) == pytest.approx(1.0)
 
 
 def test_scores_zero_for_flagged_opposed_and_negative():
-    u = np.array([[1.0, 0.0], [-1.0, 0.1], [2.0, 0.0]])
+    u = np.array([[1.0, 0.0], [1.0, 0.1], [-1.0, 0.1], [2.0, 0.0]])
     g = u @ u.T
-    scores = contribution_scores(np.array([0.5, 0.1, 0.4]), [None, None, "krum: outlier"], g)
-    assert scores[2] == 0.0  # flagged
-    assert scores[1] == 0.0  # points against the aggregate
-    assert scores[0] == 1.0
+    coefficients = np.array([0.4, 0.4, 0.1, 0.1])
+    scores = contribution_scores(coefficients, [None, None, None, "krum: outlier"], g)
+    assert scores[3] == 0.0  # flagged
+    assert scores[2] == 0.0  # points against the others' aggregate
+    assert scores[0] > 0 and scores[1] > 0 and scores[0] + scores[1] == pytest.approx(1.0)
     assert contribution_scores(np.array([-1.0]), [None], np.ones((1, 1))) == [0.0]
