@@ -200,7 +200,7 @@ def send_transaction(
     except TimeExhausted as exc:
         reset_nonces(w3)
         raise ChainError(
-            f"transaction {tx_hash.hex()} not mined within {RECEIPT_TIMEOUT:g}s: "
+            f"transaction 0x{bytes(tx_hash).hex()} not mined within {RECEIPT_TIMEOUT:g}s: "
             "is the node mining (block time) and the fee high enough?"
         ) from exc
     if receipt["status"] != 1:
