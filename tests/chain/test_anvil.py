@@ -41,12 +41,20 @@ def test_node_stops_without_leaving_a_process():
     node.stop()  # idempotent
 
 
-def test_block_time_mines_on_its_own():
+def test_block_time_mines_on_its_own_and_transactions_wait_for_a_block():
+    from market.chain import deploy_market, dev_accounts
+
     with AnvilNode.start(block_time=0.5) as node:
         w3 = connect(node.rpc_url)
         first = w3.eth.block_number
-        time.sleep(1.3)
+        time.sleep(1.1)
         assert w3.eth.block_number > first
+        accounts = dev_accounts(w3)
+        market = deploy_market(w3, accounts[0])
+        pid, result = market.create_project(
+            accounts[0], b"\1" * 32, accounts[1].address, 1, 10, 60, 60, 60
+        )
+        assert pid == 1 and result.block_number > first
 
 
 def test_chain_id_option():
