@@ -17,6 +17,7 @@ a blob made with other parameters (e.g. a CIDv0) is checked block by block inste
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable
@@ -111,7 +112,8 @@ class IpfsNodeStore(Store):
         data = bytes(data)
 
         def add() -> str:
-            files = {"file": ("blob", data, "application/octet-stream")}
+            # BytesIO over bytes shares the buffer: httpx streams it in chunks, no copy.
+            files = {"file": ("blob", io.BytesIO(data), "application/octet-stream")}
             r = self._http.post("add", params=ADD_PARAMS, files=files)
             self._raise_for_status(r, "add")
             lines = [json.loads(line) for line in r.text.splitlines() if line.strip()]

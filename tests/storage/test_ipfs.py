@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import tracemalloc
 from pathlib import Path
 
 import httpx
@@ -190,3 +191,22 @@ def test_has_checks_every_block_of_an_unpinned_blob(ipfs_store: IpfsNodeStore) -
     leaf = cid_of(data[CHUNK : 2 * CHUNK])
     assert httpx.post(f"{api}/block/rm", params={"arg": leaf}).status_code == 200
     assert not ipfs_store.has(cid)
+
+
+def test_put_streams_without_copying_and_get_holds_at_most_two_copies(
+    ipfs_store: IpfsNodeStore,
+) -> None:
+    size = 20 * 1024 * 1024
+    data = os.urandom(size)
+    tracemalloc.start()
+    try:
+        cid = ipfs_store.put(data)
+        put_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        back = ipfs_store.get(cid)
+        get_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert back == data
+    assert put_peak < size // 4  # the upload is streamed from the caller's buffer
+    assert get_peak < 2.2 * size  # chunks + the joined result, briefly
