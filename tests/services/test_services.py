@@ -1,0 +1,113 @@
+"""Both services end to end on a real anvil and store, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import REWARD, World
+from sqlalchemy import select
+
+from market.aggregator.runner import AggregatorRunner
+from market.chain import RoundState
+from market.db import Database, ProjectChoice, Submission
+from market.runtime import ServiceLog
+from market.trainer.service import TrainerService
+
+pytestmark = pytest.mark.slow
+
+TRAINERS = (2, 3)
+
+
+def run(service_cls, config) -> tuple[int, list[dict]]:
+    log = ServiceLog(json_logs=False)
+    service = service_cls(config, log)
+    try:
+        return service.run(until_idle=True, max_passes=20), log.records
+    finally:
+        service.close()
+
+
+def advance_past(world: World, which: str) -> None:
+    r = world.env.market.get_round(world.project_id, 1)
+    deadline = getattr(r, f"{which}_deadline")
+    world.env.advance(deadline - world.env.now() + 1)
+
+
+def drive_round(world: World, trainer_extra: dict | None = None) -> dict[str, list[dict]]:
+    """open → commit → reveal → finalize → claim, each service restarted at every stage."""
+    logs: dict[str, list[dict]] = {"aggregator": [], "trainer": []}
+    agg = world.aggregator_config()
+    trainers = [world.trainer_config(f"t{i}", i, **(trainer_extra or {})) for i in TRAINERS]
+
+    def trainers_pass():
+        for config in trainers:
+            logs["trainer"] += run(TrainerService, config)[1]
+
+    logs["aggregator"] += run(AggregatorRunner, agg)[1]
+    trainers_pass()
+    advance_past(world, "commit")
+    trainers_pass()
+    advance_past(world, "reveal")
+    logs["aggregator"] += run(AggregatorRunner, agg)[1]
+    trainers_pass()
+    return logs
+
+
+def test_round_runs_through_both_services(world):
+    env, pid = world.env, world.project_id
+    nonces = {i: env.w3.eth.get_transaction_count(env.accounts[i].address) for i in (1, *TRAINERS)}
+    logs = drive_round(world)
+
+    r = env.market.get_round(pid, 1)
+    assert r.state == RoundState.FINALIZED and r.reveals == len(TRAINERS)
+    for i in TRAINERS:
+        assert env.market.is_claimed(pid, 1, env.accounts[i].address)
+    assert r.claimed == r.total > 0 and r.total <= REWARD
+    # exactly the transactions needed: open + finalize; commit + reveal + claim per trainer
+    sent = {i: env.w3.eth.get_transaction_count(env.accounts[i].address) - n for i, n in nonces.items()}
+    assert sent == {1: 2, 2: 3, 3: 3}
+    env.assert_escrow_balanced()
+    events = [rec["event"] for rec in logs["aggregator"]]
+    assert events.count("opened") == 1 and events.count("finalized") == 1
+    assert any(rec["event"] == "update" and rec["ok"] for rec in logs["aggregator"])
+    db = Database(world.db_url("t2"))
+    with db.session() as s:
+        statuses = list(s.scalars(select(Submission.status)))
+    db.dispose()
+    assert statuses == ["claimed"]
+
+
+def test_trainer_filters_projects_by_spec_and_reward(world):
+    high_bar = {"min_reward": "5"}  # the project pays 1 ETH per round
+    config = world.trainer_config("picky", 4, **high_bar)
+    actions, _ = run(TrainerService, config)
+    assert actions == 0
+    db = Database(config.database_url())
+    with db.session() as s:
+        choice = s.scalar(select(ProjectChoice))
+    db.dispose()
+    assert choice.project_id == world.project_id and not choice.accepted
+    assert "below minimum" in choice.reason
+
+    other_schema = world.trainer_config("schema", 5, data_schemas=["cifar-10"])
+    run(AggregatorRunner, world.aggregator_config())  # opens round 1
+    actions, records = run(TrainerService, other_schema)
+    assert actions == 0
+    assert [r["joined"] for r in records if r["event"] == "project"] == [False]
+    assert world.env.market.get_round(world.project_id, 1).commits == 0
+
+
+def test_trainer_expires_an_abandoned_round_and_claims_its_share(world):
+    env, pid = world.env, world.project_id
+    run(AggregatorRunner, world.aggregator_config())
+    config = world.trainer_config("t2", 2)
+    run(TrainerService, config)
+    advance_past(world, "commit")
+    run(TrainerService, config)
+    advance_past(world, "finalize")  # the aggregator never came back
+    before = env.w3.eth.get_balance(env.accounts[2].address)
+    _, records = run(TrainerService, config)
+    assert env.market.get_round(pid, 1).state == RoundState.EXPIRED
+    assert env.market.is_claimed(pid, 1, env.accounts[2].address)
+    assert any(r["event"] == "claimed_expired" for r in records)
+    assert env.w3.eth.get_balance(env.accounts[2].address) > before
+    env.assert_escrow_balanced()
