@@ -830,6 +830,30 @@ def store_cid(
     emit({"cid": cid, "size": len(data)}, as_json) if as_json else print(cid)
 
 
+@app.command("verify")
+def verify(
+    project: ProjectOpt,
+    round_number: RoundOpt = None,
+    tolerance: Annotated[
+        float, typer.Option(help="Allowed max |Δcoefficient| of the rule's re-solve.")
+    ] = 1e-6,
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    store: StoreSpec = "embedded",
+    data_dir: DataDir = DEFAULT_DATA,
+    contract: ContractOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-execute a finalized round from the chain and the store; exit 1 on any mismatch."""
+    from market.proofs.verify import checks_table, verify_round
+
+    env = Env(rpc_url, store, data_dir, None, contract)
+    number = round_number or env.market.get_project(project).rounds_opened
+    result = verify_round(env.market, env.store, project, number, tolerance)
+    emit(result.to_dict(), as_json, checks_table(result))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 # -------------------------------------------------------------------------------- demo
 
 
