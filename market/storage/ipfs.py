@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import httpx
 
-from market.errors import IntegrityError, StorageError
+from market.errors import ConfigError, IntegrityError, StorageError
 from market.storage.base import DEFAULT_MAX_SIZE, Store
 from market.storage.cid import cid_of, normalize_cid, parse_cid
 from market.storage.unixfs import (
@@ -81,6 +81,9 @@ class IpfsNodeStore(Store):
         """``timeout`` bounds each request (and what the node waits for a missing block);
         a transport failure is retried ``retries`` times after ``backoff * 2**k`` seconds;
         ``probe_timeout`` is how long ``has`` lets the node look for an unpinned block."""
+        api_url = api_url.strip()
+        if "://" not in api_url:  # "127.0.0.1:5001", as people type it
+            api_url = f"http://{api_url}"
         self.api_url = api_url.rstrip("/")
         if self.api_url.endswith("/api/v0"):
             self.api_url = self.api_url[: -len("/api/v0")]
@@ -88,8 +91,17 @@ class IpfsNodeStore(Store):
         self.retries = int(retries)
         self.backoff = float(backoff)
         self.probe_timeout = float(probe_timeout)
+        try:
+            host = httpx.URL(self.api_url).host
+        except httpx.InvalidURL as exc:
+            raise ConfigError(f"invalid IPFS API URL {api_url!r}: {exc}") from exc
+        if not host:
+            raise ConfigError(f"invalid IPFS API URL {api_url!r}; use http://127.0.0.1:5001")
         self._http = httpx.Client(
-            base_url=f"{self.api_url}/api/v0/", timeout=httpx.Timeout(self.timeout)
+            base_url=f"{self.api_url}/api/v0/",
+            timeout=httpx.Timeout(self.timeout),
+            # A proxy from the environment must not sit between us and a local node.
+            trust_env=host not in ("127.0.0.1", "localhost", "::1"),
         )
 
     def __repr__(self) -> str:

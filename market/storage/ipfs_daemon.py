@@ -125,6 +125,12 @@ class IpfsDaemon:
     def running(self) -> bool:
         return self.pid is not None
 
+    def live_api_url(self) -> str:
+        """The URL a running daemon actually listens on (its repo's ``api`` file)."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return f"http://127.0.0.1:{int((self.repo / 'api').read_text().split('/')[4])}"
+        return self.api_url
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def init(self) -> None:
@@ -278,7 +284,7 @@ class IpfsDaemon:
                     # /ip4/127.0.0.1/tcp/PORT/http
                     self.api_port = int(api_file.read_text().strip().split("/")[4])
                 with contextlib.suppress(httpx.HTTPError):
-                    r = httpx.post(f"{self.api_url}/api/v0/version", timeout=2.0)
+                    r = httpx.post(f"{self.api_url}/api/v0/version", timeout=2.0, trust_env=False)
                     if r.status_code == 200:
                         return
             time.sleep(0.1)
@@ -302,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "start":
             if daemon.running():
-                print(f"already running (pid {daemon.pid}), API {daemon.api_url}")
+                print(f"already running (pid {daemon.pid}), API {daemon.live_api_url()}")
                 return 0
             url = daemon.start()
             print(f"IPFS node (js-ipfs) running, pid {daemon.pid}; API {url}; repo {repo}")
@@ -313,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stopped (pid {was})" if was else "not running")
         else:
             pid = daemon.pid
-            print(f"running (pid {pid}), API {daemon.api_url}" if pid else "not running")
+            print(f"running (pid {pid}), API {daemon.live_api_url()}" if pid else "not running")
             return 0 if pid else 3
     except (StorageError, ConfigError) as exc:
         print(f"ipfs-node: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from market.errors import IntegrityError, StorageError
+from market.errors import ConfigError, IntegrityError, StorageError
 from market.storage import (
     Store,
     TooLargeError,
@@ -210,3 +210,10 @@ def test_put_streams_without_copying_and_get_holds_at_most_two_copies(
     assert back == data
     assert put_peak < size // 4  # the upload is streamed from the caller's buffer
     assert get_peak < 2.2 * size  # chunks + the joined result, briefly
+
+
+def test_api_url_forms() -> None:
+    assert IpfsNodeStore("127.0.0.1:5001").api_url == "http://127.0.0.1:5001"
+    assert IpfsNodeStore("http://127.0.0.1:5001/api/v0/").api_url == "http://127.0.0.1:5001"
+    with pytest.raises(ConfigError, match="invalid IPFS API URL"):
+        IpfsNodeStore("http://")
