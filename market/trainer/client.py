@@ -117,19 +117,50 @@ class TrainerClient:
             s.add(submission)
         return submission
 
-    def commit(self, project_id: int, round_number: int) -> TxResult | None:
-        """Send the commitment; None if the chain already has it (a resumed trainer)."""
+    def commit(
+        self,
+        project_id: int,
+        round_number: int,
+        admission_proof: list[bytes] | None = None,
+        admission_cid: str | None = None,
+    ) -> TxResult | None:
+        """Send the commitment; None if the chain already has it (a resumed trainer).
+
+        Without ``admission_proof``, a round opened with an admission root gets the proof
+        from the round's admission document (``admission_cid``, or the CID indexed in this
+        trainer's database), checked against the on-chain root first.
+        """
         sub = self._required(project_id, round_number)
         on_chain = self.market.get_submission(project_id, round_number, self.address)
         if on_chain.commitment != b"\0" * 32:
             self._set(sub, status="committed")
             return None
+        if admission_proof is None:
+            admission_proof = self.admission_proof(project_id, round_number, admission_cid)
         commitment = self.market.compute_commitment(
             digest_of_cid(sub.update_cid), self.address, bytes.fromhex(sub.salt[2:])
         )
-        tx = self.market.commit_update(self.account, project_id, round_number, commitment, [])
+        tx = self.market.commit_update(
+            self.account, project_id, round_number, commitment, admission_proof
+        )
         self._set(sub, status="committed", commit_tx=tx.tx_hash)
         return tx
+
+    def admission_proof(
+        self, project_id: int, round_number: int, admission_cid: str | None = None
+    ) -> list[bytes]:
+        """This trainer's admission proof for the round ([] when admission is open)."""
+        from market.reputation.rounds import admission_proof
+
+        return admission_proof(
+            self.store,
+            self.market,
+            self.address,
+            project_id,
+            round_number,
+            cid=admission_cid,
+            db=self.db,
+        )
 
     # -- 2. publish and reveal -----------------------------------------------------------
 
