@@ -63,7 +63,9 @@ def test_round_runs_through_both_services(world):
         assert env.market.is_claimed(pid, 1, env.accounts[i].address)
     assert r.claimed == r.total > 0 and r.total <= REWARD
     # exactly the transactions needed: open + finalize; commit + reveal + claim per trainer
-    sent = {i: env.w3.eth.get_transaction_count(env.accounts[i].address) - n for i, n in nonces.items()}
+    sent = {
+        i: env.w3.eth.get_transaction_count(env.accounts[i].address) - n for i, n in nonces.items()
+    }
     assert sent == {1: 2, 2: 3, 3: 3}
     env.assert_escrow_balanced()
     events = [rec["event"] for rec in logs["aggregator"]]
