@@ -40,6 +40,10 @@ app.add_typer(owner_app, name="owner")
 app.add_typer(trainer_app, name="trainer")
 app.add_typer(aggregator_app, name="aggregator")
 app.add_typer(store_app, name="store")
+reputation_app = typer.Typer(
+    no_args_is_help=True, help="Reputation: MeritRank scores and round admission."
+)
+app.add_typer(reputation_app, name="reputation")
 config_app = typer.Typer(no_args_is_help=True, help="Service configuration.")
 app.add_typer(config_app, name="config")
 
@@ -304,6 +308,12 @@ def owner_create_project(
     hidden: Annotated[str, typer.Option(help="Hidden layer widths, comma-separated.")] = "64,64",
     aggregator: Annotated[str | None, typer.Option(help="Aggregator address.")] = None,
     max_update_norm: Annotated[float | None, typer.Option(help="Reject larger updates.")] = None,
+    admission: Annotated[
+        str,
+        typer.Option(
+            help="'open', or a MeritRank policy: 'top_k=5,min_reputation=0.01,newcomer_quota=2'."
+        ),
+    ] = "open",
     seed: Annotated[int, typer.Option(help="Seed of the initial model.")] = 0,
     rpc_url: RpcUrl = DEFAULT_RPC,
     store: StoreSpec = "embedded",
@@ -316,6 +326,7 @@ def owner_create_project(
     """Publish the spec and initial model, and escrow rounds × reward on chain."""
     from market.aggregator.rules import get_rule
     from market.owner import Windows, create_project
+    from market.reputation.commands import parse_admission
     from market.trainer.model import ModelSpec
 
     params = parse_params(rule_param or [])
@@ -339,6 +350,7 @@ def owner_create_project(
         rule=rule,
         rule_params=params,
         max_update_norm=max_update_norm,
+        admission=parse_admission(admission),
     )
     emit(
         {
@@ -401,6 +413,9 @@ def trainer_join(
     wait: Annotated[
         bool, typer.Option(help="Wait for the commit window to close, then reveal.")
     ] = True,
+    admission_cid: Annotated[
+        str | None, typer.Option(help="CID of the round's admission document (default: indexed).")
+    ] = None,
     rpc_url: RpcUrl = DEFAULT_RPC,
     store: StoreSpec = "embedded",
     data_dir: DataDir = DEFAULT_DATA,
@@ -430,7 +445,7 @@ def trainer_join(
     with _spinner(as_json) as progress:
         progress.add_task(f"training on {len(dataset)} samples and committing", total=None)
         sub = client.prepare(project, number, dataset, seed=seed)
-        tx = client.commit(project, number)
+        tx = client.commit(project, number, admission_cid=admission_cid)
     result |= {"update_cid": sub.update_cid, "commit_tx": tx.tx_hash if tx else None}
     if wait:
         with _spinner(as_json) as progress:
@@ -521,13 +536,22 @@ def aggregator_open_round(
     keystore: KeystoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Open the next round from the last finalized model."""
-    from market.aggregator.service import ZERO32, Aggregator
+    """Open the next round from the last finalized model.
+
+    Without --admission-root, the project's admission policy decides: MeritRank admission is
+    computed from the signed applications, published, and its root sent (zero root if open).
+    """
+    from market.aggregator.service import Aggregator
 
     env = Env(rpc_url, store, data_dir, db_url, contract)
     agg = Aggregator(env.market, env.store, env.account("aggregator", account, keystore), env.db)
-    root = bytes.fromhex(admission_root.removeprefix("0x")) if admission_root else ZERO32
-    number, tx = agg.open_round(project, root)
+    admission: dict[str, Any] | None = None
+    if admission_root:
+        number, tx = agg.open_round(project, bytes.fromhex(admission_root.removeprefix("0x")))
+    else:
+        from market.reputation.commands import open_round
+
+        number, tx, admission = open_round(agg, env.market, env.store, env.db, project)
     chain_round = env.market.get_round(project, number)
     emit(
         {
@@ -536,6 +560,7 @@ def aggregator_open_round(
             "tx": tx.tx_hash,
             "commit_deadline": chain_round.commit_deadline,
             "reveal_deadline": chain_round.reveal_deadline,
+            "admission": admission,
         },
         as_json,
     )
@@ -601,6 +626,93 @@ def aggregator_run_round(
         as_json,
         table,
     )
+
+
+# -------------------------------------------------------------------------- reputation
+
+
+@trainer_app.command("apply")
+def trainer_apply(
+    project: ProjectOpt,
+    round_number: Annotated[
+        int | None, typer.Option("--round", "-r", help="Round to apply to (default: the next).")
+    ] = None,
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    data_dir: DataDir = DEFAULT_DATA,
+    db_url: DbUrl = None,
+    contract: ContractOpt = None,
+    account: AccountOpt = None,
+    keystore: KeystoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign an application (EIP-712, no gas) to a round of a project with admission."""
+    from market.reputation.commands import apply
+
+    env = Env(rpc_url, "embedded", data_dir, db_url, contract)
+    signed = apply(
+        env.market, env.db, env.account("trainer", account, keystore), project, round_number
+    )
+    emit(signed, as_json)
+
+
+@reputation_app.command("show")
+def reputation_show(
+    address: Annotated[str | None, typer.Option(help="One address's reputation.")] = None,
+    project: Annotated[int | None, typer.Option("--project", "-p", help="Project id.")] = None,
+    top: Annotated[int, typer.Option(help="How many top addresses per project.")] = 10,
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    store: StoreSpec = "embedded",
+    data_dir: DataDir = DEFAULT_DATA,
+    db_url: DbUrl = None,
+    contract: ContractOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index the chain's paid rounds, then show MeritRank reputations from owners' seeds."""
+    from market.reputation.commands import show
+
+    env = Env(rpc_url, store, data_dir, db_url, contract)
+    data = show(env.market, env.store, env.db, address=address, project_id=project, top=top)
+    table = None
+    if address is None:
+        table = Table("project", "address", "reputation", title="reputation (MeritRank)")
+        for pid, info in data["projects"].items():
+            for row in info["top"]:
+                table.add_row(pid, row["address"], f"{row['reputation']:.4f}")
+    emit(data, as_json, table)
+
+
+@reputation_app.command("admission")
+def reputation_admission(
+    project: ProjectOpt,
+    round_number: RoundOpt = None,
+    admission_cid: Annotated[
+        str | None, typer.Option(help="CID of the admission document (default: indexed).")
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option(help="Compute the next round's admission without publishing it.")
+    ] = False,
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    store: StoreSpec = "embedded",
+    data_dir: DataDir = DEFAULT_DATA,
+    db_url: DbUrl = None,
+    contract: ContractOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who was admitted to a round and why others were refused (checked against the chain)."""
+    from market.reputation.commands import admission
+
+    env = Env(rpc_url, store, data_dir, db_url, contract)
+    data = admission(
+        env.market, env.store, env.db, project, round_number, cid=admission_cid, preview=preview
+    )
+    table = None
+    if not data.get("open"):
+        table = Table("address", "decision", title=f"project {project} round {data['round']}")
+        for a in data["admitted"]:
+            table.add_row(a, "newcomer" if a in data["newcomers"] else "established")
+        for a, why in {**data["refused"], **data["dropped"]}.items():
+            table.add_row(a, f"refused: {why}")
+    emit(data, as_json, table)
 
 
 # ------------------------------------------------------------ long-running services

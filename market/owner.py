@@ -42,6 +42,7 @@ def publish_spec(
     training: dict[str, Any] | None = None,
     max_update_norm: float | None = None,
     max_update_bytes: int | None = None,
+    admission: dict[str, Any] | None = None,
 ) -> tuple[str, ProjectSpec]:
     """Upload a freshly initialised model and the spec that names it; return the spec CID."""
     weights = get_weights(build_model(model, seed=seed))
@@ -51,6 +52,8 @@ def publish_spec(
     extra: dict[str, Any] = {"training": training} if training else {}
     if max_update_bytes is not None:
         extra["max_update_bytes"] = max_update_bytes
+    if admission is not None:  # e.g. AdmissionPolicy(...).to_dict(); default: open
+        extra["admission"] = admission
     spec = ProjectSpec(
         name=name,
         model=model.to_dict(),
