@@ -31,22 +31,28 @@ def publish_spec(store, policy: AdmissionPolicy | None, name: str = "p") -> byte
     return digest_of_cid(store.put(spec.to_bytes()))
 
 
-def create_project(env, store, owner, policy=None, rounds: int = 3, reward: int = 10**18) -> int:
+def create_project(
+    env, store, owner, policy=None, rounds: int = 3, reward: int = 10**18, aggregator=None
+) -> int:
+    aggregator = aggregator or env.aggregator
     pid, _ = env.market.create_project(
-        owner, publish_spec(store, policy), env.aggregator.address, rounds, reward, *WINDOWS
+        owner, publish_spec(store, policy), aggregator.address, rounds, reward, *WINDOWS
     )
     return pid
 
 
-def pay_round(env, store, pid: int, rewards: dict[str, int], root: bytes = ZERO32) -> int:
+def pay_round(
+    env, store, pid: int, rewards: dict[str, int], root: bytes = ZERO32, aggregator=None
+) -> int:
     """Open a round, let its windows pass and finalize it paying ``rewards`` (wei)."""
-    rnd, _ = env.market.open_round(env.aggregator, pid, h(f"model{pid}"), root)
+    aggregator = aggregator or env.aggregator
+    rnd, _ = env.market.open_round(aggregator, pid, h(f"model{pid}"), root)
     env.advance(WINDOWS[0] + WINDOWS[1] + 1)
-    finalize_with(env, store, pid, rnd, rewards)
+    finalize_with(env, store, pid, rnd, rewards, aggregator)
     return rnd
 
 
-def finalize_with(env, store, pid: int, rnd: int, rewards: dict[str, int]) -> str:
+def finalize_with(env, store, pid: int, rnd: int, rewards: dict[str, int], aggregator=None) -> str:
     leaves = [(a, v) for a, v in rewards.items() if v > 0]
     rewards_root = MerkleTree.of_rewards(leaves).root if leaves else ZERO32
     report = RoundReport(
@@ -67,7 +73,7 @@ def finalize_with(env, store, pid: int, rnd: int, rewards: dict[str, int]) -> st
     )
     cid = store.put(report.to_bytes())
     env.market.finalize_round(
-        env.aggregator,
+        aggregator or env.aggregator,
         pid,
         rnd,
         h("new"),
