@@ -25,8 +25,8 @@ WEI_PER_ETH = 10**18
 DEV_CHAIN_ID = 31337
 ROLE_DEV_ACCOUNT = {"aggregator": 2, "trainer": 3}
 
-_FILE_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
-    "market_config_file", default={}
+_FILE_DATA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "market_config_file", default=None
 )
 
 
@@ -60,7 +60,7 @@ class ServiceConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        file_source = InitSettingsSource(settings_cls, init_kwargs=dict(_FILE_DATA.get()))
+        file_source = InitSettingsSource(settings_cls, init_kwargs=dict(_FILE_DATA.get() or {}))
         return (init_settings, env_settings, file_source)
 
     def database_url(self) -> str:

@@ -82,9 +82,12 @@ class AggregatorRunner(Service):
         args = ev["args"]
         if ev["event"] == "ProjectCreated" and args["aggregator"] == self.account.address:
             self._serve(args["project_id"])
-        elif ev["event"] == "UpdateRevealed" and self.config.prefetch:
-            if args["project_id"] in self.served():
-                self._prefetch(args["project_id"], args["round"], args["update_digest"])
+        elif (
+            ev["event"] == "UpdateRevealed"
+            and self.config.prefetch
+            and args["project_id"] in self.served()
+        ):
+            self._prefetch(args["project_id"], args["round"], args["update_digest"])
 
     def _serve(self, project_id: int) -> None:
         wanted = self.config.projects is None or project_id in self.config.projects

@@ -78,8 +78,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         except SQLAlchemyError as exc:
             if attempt == 2:
                 raise ConfigError(
-                    f"cannot migrate database {_masked(str(engine.url))}: {exc.__class__.__name__}: "
-                    f"{str(exc).splitlines()[0]}"
+                    f"cannot migrate database {_masked(str(engine.url))}: "
+                    f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"
                 ) from None
 
 

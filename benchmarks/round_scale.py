@@ -1,0 +1,188 @@
+"""Round overhead at scale: 100 simulated trainers, a 1M-parameter model, the real services.
+
+One round on a fresh local anvil and embedded store, with ``market aggregator run`` doing
+the aggregator's part (open, prefetch revealed updates as they are announced, validate,
+aggregate, score, publish, finalize) and 100 simulated trainers (threads, each its own
+funded account) committing and then publishing + revealing prepared updates. Local
+training is excluded: updates are drawn before the clock starts. The windows are closed
+by moving the dev chain's clock, so no time is spent waiting for them.
+
+Reported: the round's end-to-end overhead (open + commits + reveals with uploads +
+the aggregator's finalize pass), each phase, transactions per second, and the aggregator
+process's peak resident memory (measured with ``wait4`` on the aggregator process, next to
+the baseline of a process that only imports the service). Goal: ≤ 10 s at 100 trainers.
+
+Run: ``python -m benchmarks.round_scale [--quick]`` or ``run(quick)``; writes
+``benchmarks/results/round_scale.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from eth_account import Account
+from eth_utils import keccak
+
+from market.aggregator.service import layout_of
+from market.chain import AnvilNode, connect, deploy_market, dev_accounts, increase_time
+from market.owner import Windows, create_project
+from market.storage import EmbeddedStore, encode_update
+from market.storage.cid import cid_of, digest_of_cid
+from market.trainer.model import ModelSpec
+
+RESULTS = Path(__file__).parent / "results"
+FULL = {"trainers": 100, "hidden": (1024, 896)}  # 64·1024 + 1024·896 + 896·10 + biases ≈ 994k
+QUICK = {"trainers": 10, "hidden": (64,)}
+WORKERS = 8
+GOAL_SECONDS = 10.0
+
+
+def _aggregator_process(config: Path) -> tuple[list[dict], int]:
+    """Run ``market aggregator run --until-idle --json``; its log records and peak RSS (KiB)."""
+    command = [sys.executable, "-c", "from market.cli import main; main()", "aggregator", "run"]
+    command += ["--config", str(config), "--until-idle", "--json"]
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(f"aggregator failed ({proc.returncode}): {errors.read()[-2000:]}")
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return records, usage.ru_maxrss
+
+
+def _baseline_rss() -> int:
+    """Peak RSS (KiB) of a process that only imports the aggregator service."""
+    code = "import market.cli, market.aggregator.runner, market.trainer.local"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0
+    return usage.ru_maxrss
+
+
+def run(quick: bool = False, out_dir: Path | None = RESULTS) -> dict[str, Any]:
+    """One round with simulated trainers; write round_scale.json in ``out_dir``."""
+    setup = QUICK if quick else FULL
+    n = setup["trainers"]
+    model = ModelSpec(hidden=setup["hidden"])
+    with tempfile.TemporaryDirectory(prefix="round-scale-") as tmp, AnvilNode.start() as node:
+        tmp_path = Path(tmp)
+        w3 = connect(node.rpc_url)
+        dev = dev_accounts(w3)
+        market = deploy_market(w3, dev[0])
+        store = EmbeddedStore(tmp_path / "store")
+        created = create_project(
+            market,
+            store,
+            dev[1],
+            aggregator=dev[2].address,
+            rounds=1,
+            reward_per_round_wei=10**18,
+            windows=Windows(submission=3600, reveal=3600, finalize=36_000),
+            name="scale",
+            model=model,
+            training={"epochs": 1, "lr": 0.1, "batch_size": 32},
+        )
+        pid, spec = created.project_id, created.spec
+        layout = layout_of(spec)
+        params = sum(int(np.prod(shape)) for _, shape in layout.entries)
+        trainers = [Account.from_key(keccak(text=f"round-scale-{i}")) for i in range(n)]
+        for t in trainers:
+            w3.provider.make_request("anvil_setBalance", [t.address, hex(10**20)])
+
+        # "local training", excluded from the timing: a common direction plus noise
+        rng = np.random.default_rng(0)
+        common = rng.normal(size=params).astype(np.float32) * 1e-3
+        updates = []
+        for i in range(n):
+            flat = common + rng.normal(size=params).astype(np.float32) * 5e-4
+            updates.append(encode_update(layout.unflatten(flat), layout, seed=i))
+        salts = [secrets.token_bytes(32) for _ in range(n)]
+
+        config = tmp_path / "aggregator.toml"
+        config.write_text(
+            f'rpc_url = "{node.rpc_url}"\ncontract = "{market.address}"\n'
+            f'store = "embedded:{tmp_path / "store"}"\ndata_dir = "{tmp_path / "agg"}"\n'
+            "account = 2\npoll_interval = 0.05\n"
+        )
+        phases: dict[str, float] = {}
+
+        started = time.perf_counter()
+        records, _ = _aggregator_process(config)  # opens round 1
+        opened = [r for r in records if r["event"] == "opened"]
+        start_ts = next(r["ts"] for r in records if r["event"] == "started")
+        phases["open"] = round(opened[0]["ts"] - start_ts, 3)
+        number = opened[0]["round"]
+
+        def commit(i: int) -> None:
+            digest = digest_of_cid(cid_of(updates[i]))
+            commitment = market.compute_commitment(digest, trainers[i].address, salts[i])
+            market.commit_update(trainers[i], pid, number, commitment, [])
+
+        def reveal(i: int) -> None:
+            cid = store.put(updates[i])
+            market.reveal_update(trainers[i], pid, number, digest_of_cid(cid), salts[i])
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            t0 = time.perf_counter()
+            list(pool.map(commit, range(n)))
+            phases["commits"] = round(time.perf_counter() - t0, 3)
+            increase_time(w3, 3601)
+            t0 = time.perf_counter()
+            list(pool.map(reveal, range(n)))
+            phases["uploads_and_reveals"] = round(time.perf_counter() - t0, 3)
+        increase_time(w3, 3601)
+
+        records, peak_kib = _aggregator_process(config)  # prefetches, aggregates, finalizes
+        start_ts = next(r["ts"] for r in records if r["event"] == "started")
+        finalized = next(r for r in records if r["event"] == "finalized")
+        phases["aggregator_pass"] = round(finalized["ts"] - start_ts, 3)
+        phases["finalize_only"] = finalized["seconds"]
+        wall = time.perf_counter() - started
+        baseline_kib = _baseline_rss()
+        chain_round = market.get_round(pid, number)
+        overhead = round(sum(v for k, v in phases.items() if k != "finalize_only"), 3)
+        txs = 2 + 2 * n
+        chain_seconds = sum(
+            phases[k] for k in ("open", "commits", "uploads_and_reveals", "finalize_only")
+        )
+        result = {
+            "quick": quick,
+            "trainers": n,
+            "model_parameters": params,
+            "update_bytes": len(updates[0]),
+            "round_overhead_s": overhead,
+            "goal_s": GOAL_SECONDS,
+            "meets_goal": overhead <= GOAL_SECONDS,
+            "phases_s": phases,
+            "transactions": txs,
+            "tx_per_s": round(txs / chain_seconds, 1),
+            "commit_tx_per_s": round(n / phases["commits"], 1),
+            "aggregator_peak_rss_mib": round(peak_kib / 1024, 1),
+            "baseline_process_rss_mib": round(baseline_kib / 1024, 1),
+            "accepted": finalized["accepted"],
+            "finalized": chain_round.state.name,
+            "wall_incl_process_start_s": round(wall, 3),
+            "workers": WORKERS,
+            "cpus": os.cpu_count(),
+        }
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "round_scale.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))

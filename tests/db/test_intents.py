@@ -1,0 +1,62 @@
+"""Intent before send: a transaction still pending from a killed process is waited for,
+never sent a second time."""
+
+from __future__ import annotations
+
+import threading
+
+from market.chain import mine
+from market.db import Database, Intent
+from market.db.intents import TxGuard
+
+
+def test_action_whose_effect_is_on_chain_is_not_sent(market_env, tmp_path):
+    env = market_env
+    db = Database(f"sqlite:///{tmp_path / 'i.db'}")
+    guard = TxGuard(db, env.w3, env.market.address, env.outsider.address, "trainer")
+    sent = []
+    assert guard.run("x", 1, 1, lambda: True, lambda: sent.append(1)) is None
+    assert guard.run("x", 1, 2, lambda: False, lambda: sent.append(2) or "tx") == "tx"
+    assert sent == [2]
+    db.dispose()
+
+
+def test_pending_transaction_of_a_crashed_attempt_is_awaited(market_env, tmp_path):
+    env, w3 = market_env, market_env.w3
+    account = env.outsider
+    db = Database(f"sqlite:///{tmp_path / 'i.db'}")
+    nonce = w3.eth.get_transaction_count(account.address, "pending")
+    with db.session() as s:  # what a process killed right after sending left behind
+        s.add(
+            Intent(
+                contract=env.market.address,
+                account=account.address,
+                action="claim",
+                project_id=1,
+                round=1,
+                nonce=nonce,
+                status="sending",
+            )
+        )
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        tx = {
+            "to": env.owner.address,
+            "value": 1,
+            "gas": 21_000,
+            "gasPrice": 2 * w3.eth.gas_price,
+            "nonce": nonce,
+            "chainId": w3.eth.chain_id,
+        }
+        tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+        timer = threading.Timer(0.5, lambda: mine(w3))
+        timer.start()
+        guard = TxGuard(db, w3, env.market.address, account.address, "trainer", poll=0.05)
+        sent = []
+        mined = lambda: w3.eth.get_transaction_receipt(tx_hash) is not None  # noqa: E731
+        assert guard.run("claim", 1, 1, mined, lambda: sent.append(1)) is None
+        timer.join()
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    assert sent == []
+    db.dispose()
