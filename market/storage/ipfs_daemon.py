@@ -57,6 +57,20 @@ def node_command(tools_dir: Path | None = None) -> list[str]:
     return [node, "-r", str(tools / "polyfill.cjs"), str(cli)]
 
 
+def install_node(timeout: float = 900.0) -> None:
+    """Run ``scripts/install-ipfs.sh`` (a 0.2 s no-op once installed); ConfigError if it fails."""
+    script = REPO_ROOT / "scripts" / "install-ipfs.sh"
+    try:
+        done = subprocess.run(
+            ["bash", str(script)], capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"{script.name} could not run: {exc}") from exc
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout)[-2000:]
+        raise ConfigError(f"{script.name} failed (exit {done.returncode}):\n{tail}")
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -8,32 +8,23 @@ except under CI (``CI`` set) or ``MARKET_REQUIRE_IPFS=1``, where that is a failu
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from market.errors import ConfigError
 from market.storage.ipfs import IpfsNodeStore
-from market.storage.ipfs_daemon import REPO_ROOT, IpfsDaemon
-
-INSTALL = REPO_ROOT / "scripts" / "install-ipfs.sh"
+from market.storage.ipfs_daemon import IpfsDaemon, install_node
 
 
 def _install_or_skip() -> None:
     try:
-        done = subprocess.run(
-            ["bash", str(INSTALL)], capture_output=True, text=True, timeout=900, check=False
-        )
-        problem = None if done.returncode == 0 else (done.stderr or done.stdout)[-2000:]
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        problem = str(exc)
-    if problem is None:
-        return
-    message = f"REAL IPFS NODE UNAVAILABLE: {INSTALL.name} failed:\n{problem}"
-    if os.environ.get("CI") or os.environ.get("MARKET_REQUIRE_IPFS") == "1":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+        install_node()
+    except ConfigError as exc:
+        message = f"REAL IPFS NODE UNAVAILABLE: {exc}"
+        if os.environ.get("CI") or os.environ.get("MARKET_REQUIRE_IPFS") == "1":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -42,23 +33,13 @@ def ipfs_installed() -> None:
     _install_or_skip()
 
 
-def start_daemon(repo: Path) -> IpfsDaemon:
-    """A started daemon on ``repo``; the caller stops it."""
-    daemon = IpfsDaemon(repo)
-    daemon.start()
-    return daemon
-
-
 @pytest.fixture(scope="session")
 def ipfs_node(
     ipfs_installed: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[IpfsDaemon]:
     """The session's IPFS daemon: ``ipfs_node.api_url`` is its RPC API URL."""
-    daemon = start_daemon(tmp_path_factory.mktemp("ipfs") / "repo")
-    try:
+    with IpfsDaemon(tmp_path_factory.mktemp("ipfs") / "repo") as daemon:
         yield daemon
-    finally:
-        daemon.stop()
 
 
 @pytest.fixture
