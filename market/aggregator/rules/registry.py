@@ -11,6 +11,7 @@ from market.aggregator.rules.fedavg import FedAvg
 from market.aggregator.rules.flag import Flag
 from market.aggregator.rules.foolsgold import FoolsGold, SybilWall
 from market.aggregator.rules.geomed import GeometricMedian
+from market.aggregator.rules.guard import Guard
 from market.aggregator.rules.krum import Krum, MultiKrum
 from market.errors import AggregationError
 
@@ -27,6 +28,7 @@ RULES: dict[str, type[Rule]] = {
         FoolsGold,
         SybilWall,
         Flag,
+        Guard,
     )
 }
 
