@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import BaseModel, Field
+from web3 import Web3
 
 from market.chain import ContractRevert
 from market.errors import ConfigError, MarketError
@@ -122,16 +123,45 @@ class TxLog:
         return entry
 
 
+def prepare_create(svc: Services, req: ProjectRequest) -> dict[str, Any]:
+    """The unsigned ``createProject`` transaction for a browser wallet (EIP-1193) to send."""
+    reward = parse_eth(req.reward_per_round_eth)
+    digest = _checked_spec_digest(svc, req.spec_cid)
+    if not req.aggregator:
+        raise ConfigError("a browser-wallet project needs the aggregator's address")
+    fn = svc.market.contract.functions.createProject(
+        digest,
+        Web3.to_checksum_address(req.aggregator),
+        req.rounds,
+        reward,
+        req.submission_window,
+        req.reveal_window,
+        req.finalize_window,
+    )
+    return {
+        "from": Web3.to_checksum_address(req.account),
+        "to": svc.market.address,
+        "data": fn._encode_transaction_data(),
+        "value": hex(req.rounds * reward),
+        "chainId": hex(svc.chain_id),
+    }
+
+
+def _checked_spec_digest(svc: Services, spec_cid: str) -> bytes:
+    try:
+        cid = normalize_cid(spec_cid.strip())
+    except MarketError as exc:
+        raise ConfigError(f"spec CID {spec_cid!r} is not a CID: {exc}") from exc
+    digest = digest_of_cid(cid)
+    svc.spec(digest)  # must be a readable spec in our store, or the project is useless
+    return digest
+
+
 def create_project(svc: Services, log: TxLog, req: ProjectRequest) -> dict[str, Any]:
     """Check the spec is in the store and valid, then send ``createProject`` with the budget."""
     owner = svc.dev_account(req.account)
     reward = parse_eth(req.reward_per_round_eth)
-    try:
-        spec_cid = normalize_cid(req.spec_cid.strip())
-    except MarketError as exc:
-        raise ConfigError(f"spec CID {req.spec_cid!r} is not a CID: {exc}") from exc
-    digest = digest_of_cid(spec_cid)
-    svc.spec(digest)  # must be a readable spec in our store, or the project is useless
+    digest = _checked_spec_digest(svc, req.spec_cid)
     aggregator = req.aggregator or svc.dev_accounts()[2].address
     budget = req.rounds * reward
     balance = svc.w3.eth.get_balance(owner.address)

@@ -139,6 +139,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise LookupError(f"unknown owner action {action!r}: use cancel or refund")
         return actions.owner_tx(svc, txlog, names[action], account, project_id)
 
+    @app.post("/api/projects/prepare")
+    def prepare_project(req: actions.ProjectRequest) -> dict[str, Any]:
+        """Unsigned createProject for a browser wallet; the wallet signs and sends it."""
+        return actions.prepare_create(svc, req)
+
     @app.get("/api/txs")
     def txs() -> list[dict[str, Any]]:
         return txlog.entries
@@ -218,8 +223,11 @@ def _poll(svc: Services, last: int) -> dict[str, Any] | None:
     head = svc.w3.eth.block_number
     if head == last:
         return None
-    start = head if last < 0 else last + 1
-    logs = svc.w3.eth.get_logs({"address": svc.market.address, "fromBlock": start, "toBlock": head})
+    if last < 0:  # the subscription starts here: the page has just read everything
+        return {"block": head, "chain_time": chain_time(svc.w3), "events": []}
+    logs = svc.w3.eth.get_logs(
+        {"address": svc.market.address, "fromBlock": last + 1, "toBlock": head}
+    )
     happened = [
         {
             "event": ev["event"],

@@ -91,10 +91,19 @@ class ReputationView:
             "edges": neighbours,
         }
 
-    def graph(self) -> dict[str, Any]:
+    def graph(self, limit: int = 50) -> dict[str, Any]:
+        """Summary, edges, and the top ``limit`` reputations seen from each project."""
         book = self.sync()
+        reputation = {
+            str(pid): {
+                a: round(v, 6)
+                for a, v in sorted(book.reputation(pid).items(), key=lambda x: -x[1])[:limit]
+            }
+            for pid in sorted(book.projects)
+        }
         return {
             "summary": book.summary(),
+            "reputation": reputation,
             "edges": [{"from": s, "to": d, "weight": w} for s, d, w in book.graph.edges()],
             "skipped": self.skipped,
         }

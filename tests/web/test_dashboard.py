@@ -1,0 +1,149 @@
+"""The owner dashboard in a real browser against a live stack.
+
+An owner creates a project through the page with a dev account; simulated trainers (real
+TrainerClient and Aggregator code) run a round in the test; the page, without a reload,
+shows the finalized round: accuracy, submissions with claims, rewards, evidence.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from market.api.devstack import DevStack, simulate_round
+from market.chain import dev_accounts
+
+pytestmark = pytest.mark.slow
+
+
+def projects(stack: DevStack) -> list[dict]:
+    return httpx.get(f"{stack.url}/api/projects", timeout=30).json()
+
+
+def open_page(page, stack: DevStack, route: str = "") -> None:
+    page.goto(f"{stack.url}/{route}")
+    page.wait_for_selector("main[data-ready='1']")
+
+
+@pytest.fixture(scope="module")
+def finished(stack: DevStack) -> dict:
+    """A project (made through the API) whose round 1 ran with 3 trainers, 2 of them claimed."""
+    owner = dev_accounts(stack.market.w3)[1].address
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        spec = client.post("/api/specs", json={"name": "fixture", "hidden": [16]}).json()
+        created = client.post(
+            "/api/projects",
+            json={
+                "account": owner,
+                "spec_cid": spec["spec_cid"],
+                "rounds": 2,
+                "reward_per_round_eth": "1",
+                "submission_window": 60,
+                "reveal_window": 60,
+                "finalize_window": 600,
+            },
+        ).json()
+    pid = created["project_id"]
+    return {
+        "project_id": pid,
+        **simulate_round(stack.market, stack.data_dir, pid, trainers=3, claims=2),
+    }
+
+
+def test_owner_creates_a_project_and_watches_a_round_finish_live(page, stack: DevStack) -> None:
+    open_page(page, stack, "#/new")
+    assert "owner" in page.locator("[data-testid=account-picker] option:checked").inner_text()
+    page.fill("input[name=name]", "browser project")
+    page.fill("input[name=hidden]", "16")
+    page.click("[data-testid=publish-spec]")
+    cid = page.locator("[data-testid=published-cid]").inner_text()
+    assert cid.startswith("baf")
+    assert page.input_value("[data-testid=spec-cid-input]") == cid
+    page.fill("input[name=rounds]", "2")
+    page.fill("input[name=reward]", "0.5")
+    page.click("[data-testid=create-project]")
+    tx_hash = page.locator("[data-testid=tx-hash]").inner_text()
+    assert tx_hash.startswith("0x") and len(tx_hash) == 66
+    page.click("[data-testid=new-project-link]")
+    page.wait_for_selector("[data-testid=project-view]")
+    assert "browser project" in page.locator("h2").inner_text()
+    assert page.locator("[data-testid=escrow]").inner_text().endswith("1 ETH")
+    assert page.get_attribute("[data-testid=round-1]", "data-phase") == "unopened"
+
+    pid = int(page.url.rsplit("/", 1)[-1])
+    outcome = simulate_round(stack.market, stack.data_dir, pid, trainers=3, claims=2)
+
+    # No reload: the server-sent events make the page re-render.
+    page.wait_for_selector("[data-testid=round-1][data-phase=finalized]", timeout=30_000)
+    page.wait_for_selector("[data-testid=submissions] tbody tr[data-trainer]")
+    rows = page.locator("[data-testid=submissions] tbody tr[data-trainer]")
+    assert rows.count() == 3
+    claimed = {
+        rows.nth(i).get_attribute("data-trainer")
+        for i in range(3)
+        if rows.nth(i).locator("td").nth(6).inner_text() == "yes"
+    }
+    assert claimed == set(outcome["claimed"])
+    assert "%" in page.locator("[data-testid=accuracy-chart] svg").inner_html()
+    assert page.locator("[data-testid=reward-chart] rect").count() == 3
+    assert page.locator("[data-testid=heatmap] rect").count() == 9
+    report_href = page.get_attribute("[data-testid=download-report]", "href")
+    report = httpx.get(stack.url + report_href, timeout=30).json()
+    assert report["format"] == "market-report/1" and report["project_id"] == pid
+
+
+def test_bad_input_shows_a_clear_error_and_creates_nothing(page, stack: DevStack) -> None:
+    before = len(projects(stack))
+    open_page(page, stack, "#/new")
+    page.fill("input[name=rule_params]", "{not json")
+    page.click("[data-testid=publish-spec]")
+    assert "rule parameters must be JSON" in page.locator("[data-testid=error]").inner_text()
+    page.select_option("select[name=rule]", "krum")
+    page.fill("input[name=rule_params]", '{"nonsense": 1}')
+    page.click("[data-testid=publish-spec]")
+    page.wait_for_selector("[data-testid=spec-cid] [data-testid=error]")
+    page.fill("input[name=rule_params]", '{"f": 1}')
+    page.click("[data-testid=publish-spec]")
+    page.wait_for_selector("[data-testid=published-cid]")
+    page.fill("input[name=reward]", "20000")  # more than the dev account holds
+    page.click("[data-testid=create-project]")
+    error = page.locator("[data-testid=create-result] [data-testid=error]").inner_text()
+    assert "less than the budget" in error
+    page.fill("input[name=reward]", "abc")
+    page.click("[data-testid=create-project]")
+    page.wait_for_selector("[data-testid=create-result] [data-testid=error]:has-text('ETH amount')")
+    assert len(projects(stack)) == before
+
+
+def test_reverted_transaction_is_listed_with_its_error(page, stack: DevStack, finished) -> None:
+    outsider = dev_accounts(stack.market.w3)[9].address
+    r = httpx.post(
+        f"{stack.url}/api/projects/{finished['project_id']}/cancel",
+        json={"account": outsider},
+        timeout=30,
+    )
+    assert r.status_code == 409
+    open_page(page, stack, "#/txs")
+    table = page.locator("[data-testid=tx-view] table").inner_text()
+    assert "reverted" in table and "createProject" in table and "mined" in table
+
+
+def test_reputation_view_shows_the_trainer_and_admissions(page, stack: DevStack, finished) -> None:
+    trainer = finished["trainers"][0]
+    open_page(page, stack, f"#/reputation/{trainer}")
+    panel = page.locator("[data-testid=trainer-reputation]")
+    assert f"#{finished['project_id']}" in panel.inner_text()
+    assert panel.locator("svg circle").count() >= 2
+    admission = page.locator(f"[data-testid=admission-{finished['project_id']}-1]").inner_text()
+    assert "open admission" in admission and "admitted (committed on chain): 3" in admission
+
+
+def test_round_view_verify_button_reports_an_outcome(page, stack: DevStack, finished) -> None:
+    open_page(page, stack, f"#/project/{finished['project_id']}/round/1")
+    page.click("[data-testid=verify]")
+    result = page.locator("[data-testid=verify-result]")
+    page.wait_for_function(
+        "el => !el.textContent.includes('re-executing')", arg=result.element_handle()
+    )
+    text = result.inner_text()
+    assert "verified" in text or "FAILED" in text or "verification is not available" in text
