@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from market.aggregator.rules.base import ChunkSource
 from market.errors import AggregationError
@@ -50,7 +50,7 @@ def gram(source: ChunkSource, visit: ChunkVisitor | None = None) -> np.ndarray:
     """
     n = source.n
     g = np.zeros((n, n), dtype=np.float64)
-    with threadpool_limits(limits=gram_threads(), user_api="blas"):
+    with _controller().limit(limits=gram_threads(), user_api="blas"):
         for col, q, s in source.chunks():
             grams = block_grams(q, source.block_size)
             s64 = s.astype(np.float64)
@@ -59,6 +59,16 @@ def gram(source: ChunkSource, visit: ChunkVisitor | None = None) -> np.ndarray:
             if visit is not None:
                 visit(col, q, s)
     return g
+
+
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def _controller() -> ThreadpoolController:
+    """One controller per process: building it scans the loaded libraries (milliseconds)."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 def gram_threads() -> int:
