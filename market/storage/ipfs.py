@@ -48,7 +48,10 @@ ADD_PARAMS = {
     "pin": "true",
     "progress": "false",
 }
-START_HINT = "start one with `scripts/ipfs-node.sh start` or point --ipfs-api at a running node"
+START_HINT = (
+    "start one with `scripts/ipfs-node.sh start` (API http://127.0.0.1:5001), "
+    "or give the RPC API URL of a running node"
+)
 _READ_CHUNK = 1 << 20
 # Error answers a node gives while it starts or stops: worth retrying, like a refused socket.
 _TRANSIENT = ("database is not open", "not started", "not open", "is stopping", "closed")
