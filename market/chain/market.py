@@ -236,6 +236,42 @@ class LearningMarket:
             total,
         )
 
+    def finalize_round_with_proof(
+        self,
+        aggregator: LocalAccount,
+        project_id: int,
+        round: int,
+        new_model: bytes,
+        report_digest: bytes,
+        rewards_root: bytes,
+        total: int,
+        commits: tuple[int, int],
+        proof: list[int],
+    ) -> TxResult:
+        """``finalizeRoundWithProof``: ``commits`` = (sketchCommit, scoreCommit), ``proof`` the
+        Groth16 proof flattened as a0 a1 b00 b01 b10 b11 c0 c1 (see market.proofs.zk)."""
+        if len(commits) != 2 or len(proof) != 8:
+            raise ConfigError("a score proof has 2 commitments and 8 proof words")
+        return self._transact(
+            aggregator,
+            "finalizeRoundWithProof",
+            project_id,
+            round,
+            _b32(new_model, "new_model"),
+            _b32(report_digest, "report_digest"),
+            _b32(rewards_root, "rewards_root"),
+            total,
+            [int(c) for c in commits],
+            [int(w) for w in proof],
+        )
+
+    def set_proof_verifier(self, owner: LocalAccount, project_id: int, verifier: str) -> TxResult:
+        return self._transact(owner, "setProofVerifier", project_id, verifier)
+
+    def proof_verifier(self, project_id: int) -> str:
+        """The project's score-proof verifier; the zero address when rounds need no proof."""
+        return str(self._call("proofVerifier", project_id))
+
     def claim(
         self, account: LocalAccount, project_id: int, round: int, amount: int, proof: list[bytes]
     ) -> TxResult:
