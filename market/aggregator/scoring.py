@@ -48,9 +48,16 @@ class ScoreDetail:
 
 
 def score_details(
-    coefficients: np.ndarray, flags: Sequence[str | None], gram: np.ndarray
+    coefficients: np.ndarray,
+    flags: Sequence[str | None],
+    gram: np.ndarray,
+    gate: Sequence[bool] | None = None,
 ) -> list[ScoreDetail]:
-    """Per-update alignment, free-rider verdict and normalised score (see module doc)."""
+    """Per-update alignment, free-rider verdict and normalised score (see module doc).
+
+    ``gate[i] = False`` forces raw_i = 0: projects that prove their split on chain add the
+    sketch gate of :mod:`market.proofs.zk` (the update points along the others' aggregate
+    in sketch space too), so the proven statement always holds for an honest round."""
     n = len(flags)
     c = [0.0 if flags[i] else max(float(coefficients[i]), 0.0) for i in range(n)]
     diag = [max(float(gram[i, i]), 0.0) for i in range(n)]
@@ -67,7 +74,12 @@ def score_details(
         denom = math.sqrt(diag[i] * max(other_sq, 0.0))
         align = max(-1.0, min(1.0, dot / denom)) if denom > 0 else 0.0
         rider = norms[i] < NORM_FLOOR * median or norms[i] == 0.0
-        raw = 0.0 if rider else c[i] * max(0.0, align - ALIGNMENT_FLOOR) / (1 - ALIGNMENT_FLOOR)
+        closed = gate is not None and not gate[i]
+        raw = (
+            0.0
+            if rider or closed
+            else c[i] * max(0.0, align - ALIGNMENT_FLOOR) / (1 - ALIGNMENT_FLOOR)
+        )
         raws.append(raw)
         aligns.append(align)
         riders.append(rider)

@@ -13,7 +13,7 @@ reconciled, never finalized twice.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
@@ -28,6 +28,17 @@ from market.db import Database, RoundRecord, TrainerHistory
 from market.errors import AggregationError, StorageError, UpdateFormatError
 from market.proofs import MerkleTree
 from market.proofs.sketch import SKETCH_SCHEME, seed_block, sketch_commitment, sketches
+from market.proofs.zk import (
+    FIXED_BITS,
+    Circuit,
+    ScoreProof,
+    circuit_of_verifier,
+    fixed_coefficients,
+    fixed_sketches,
+    prove,
+    sketch_gate,
+    statement_of,
+)
 from market.spec import ProjectSpec
 from market.storage import (
     ModelLayout,
@@ -112,6 +123,7 @@ class Aggregator:
         self.store = store
         self.account = account
         self.db = db
+        self._proofs: dict[tuple[int, int], ScoreProof] = {}
 
     # -- opening -----------------------------------------------------------------------
 
@@ -156,6 +168,8 @@ class Aggregator:
         new_state: dict | None = None
         new_flat = global_flat
         seed_number, seed_hash = seed_block(self.market.w3, chain_round.reveal_deadline)
+        circuit = self.circuit(project_id)
+        sketch_dim = circuit.sketch_dim if circuit else SKETCH_DIM
         order = [trainer for trainer, _, _ in accepted]
         sketch_rows: list[list[float]] = []
         details: list[ScoreDetail] = []
@@ -171,10 +185,15 @@ class Aggregator:
             evidence = result.evidence
             new_flat = global_flat + result.aggregate
             g = result.gram if result.gram is not None else gram(batch)
-            details = score_details(result.coefficients, result.flags, g)
+            sketch_rows = sketches(batch, seed_hash, sketch_dim).tolist()
+            gate = None
+            if circuit is not None:
+                flagged = [f is not None for f in result.flags]
+                fixed_c = fixed_coefficients([float(c) for c in result.coefficients], flagged)
+                gate = sketch_gate(fixed_sketches(sketch_rows), fixed_c)
+            details = score_details(result.coefficients, result.flags, g, gate)
             points = to_points([d.score for d in details])
             rewards = split_rewards(chain_round.budget, points)
-            sketch_rows = sketches(batch, seed_hash, SKETCH_DIM).tolist()
             for i, (trainer, cid, _) in enumerate(accepted):
                 flag = result.flags[i]
                 entries[trainer] = SubmissionEntry(
@@ -210,14 +229,37 @@ class Aggregator:
             evidence=evidence,
             batch_order=order,
             score_scale=SCORE_SCALE,
-            scoring={"alignment_floor": ALIGNMENT_FLOOR, "norm_floor": NORM_FLOOR},
+            scoring={
+                "alignment_floor": ALIGNMENT_FLOOR,
+                "norm_floor": NORM_FLOOR,
+                "sketch_gate": circuit is not None,
+            },
             sketch_scheme=SKETCH_SCHEME,
-            sketch_dim=SKETCH_DIM,
+            sketch_dim=sketch_dim,
             sketch_seed_block=seed_number,
             sketch_seed="0x" + seed_hash.hex(),
             sketch_commitment=sketch_commitment(sketch_rows),
         )
+        if circuit is not None:
+            proof = prove(statement_of(report), circuit)
+            self._proofs[(project_id, round_number)] = proof
+            report = replace(
+                report,
+                zk={
+                    "circuit": circuit.name,
+                    "sketch_commit": hex(proof.sketch_commit),
+                    "score_commit": hex(proof.score_commit),
+                    "fixed_bits": FIXED_BITS,
+                },
+            )
         return report, new_model, new_state
+
+    def circuit(self, project_id: int) -> Circuit | None:
+        """The score-split circuit the project's verifier checks, or None (no proof)."""
+        verifier = self.market.proof_verifier(project_id)
+        if int(verifier, 16) == 0:
+            return None
+        return circuit_of_verifier(self.market.w3, verifier)
 
     def finalize_round(self, project_id: int, round_number: int) -> RoundOutcome:
         """Compute, publish and finalize; a round finalized already is reconciled instead."""
@@ -236,7 +278,7 @@ class Aggregator:
         for cid in (model_cid, report_cid):
             self.store.pin(cid)
         self._record(project_id, round_number, report, report_cid)
-        tx = self.market.finalize_round(
+        args = (
             self.account,
             project_id,
             round_number,
@@ -245,6 +287,12 @@ class Aggregator:
             bytes.fromhex(report.rewards_root[2:]),
             report.total_wei,
         )
+        if report.zk:
+            proof = self._proofs.pop((project_id, round_number))
+            commits = (proof.sketch_commit, proof.score_commit)
+            tx = self.market.finalize_round_with_proof(*args, commits, proof.proof)
+        else:
+            tx = self.market.finalize_round(*args)
         if new_state is not None:
             self._save_state(project_id, report.rule, new_state)
         with self.db.session() as s:

@@ -1,0 +1,274 @@
+"""A Groth16 proof that a round's reward split follows from its committed sketches and scores.
+
+The statement (zk/circuits/score_split.circom, N slots × K sketch dimensions):
+
+- public inputs, supplied by the contract: project id, round, the round's budget, the total
+  it pays; public outputs: ``sketchCommit`` and ``scoreCommit``, Poseidon chains over the
+  fixed-point sketches S and over (coefficient C, score points P, reward W) per slot;
+- a slot with C = 0 (flagged, padding) earns no points;
+- a paid slot points along the others' aggregate in sketch space:
+  ⟨S_i, Σ_{j≠i} C_j S_j⟩ > 0 (the *sketch gate*, part of the scoring rule of a project with
+  a verifier, so an honest aggregator can always prove);
+- W_i = ⌊budget · P_i / Σ P⌋ exactly, and Σ W = total.
+
+Slots are the accepted updates in the report's batch order, padded with zeros. Fixed point:
+S = round(s / max|s| · 2³⁰) (the round's largest sketch value maps to 2³⁰), C =
+round(max(c, 0) · 2³⁰) for unflagged updates; points are the report's 10⁻¹² units. What is
+*not* proven in-circuit: the alignment threshold and normalisation of the score (cosines
+need square roots; ``market verify`` re-executes them exactly), that the sketches match the
+updates (verify recomputes them), and that the keccak reward tree holds the proven W (the
+tree is keccak, the circuit Poseidon; verify rebuilds the tree from the report's rewards).
+
+Toolchain: circom2 (WebAssembly) + snarkjs in zk/ (``npm ci`` there); the trusted-setup
+files are made once by zk/setup.sh and shipped in zk/setup/<circuit>/. Chosen over ezkl:
+ezkl proves ONNX graphs of floats (a poor fit for exact integer division and Poseidon
+commitments) and its Halo2 verifier costs ~2–3× the gas of Groth16.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from market.errors import ProofError
+
+FIXED_BITS = 30
+MAX_POINTS_BITS = 40
+MAX_WEI_BITS = 128
+PROVE_TIMEOUT = 600
+
+
+def zk_dir() -> Path:
+    from market.chain.compile import repo_root
+
+    return repo_root() / "zk"
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """One compiled score-split circuit and its trusted-setup files."""
+
+    slots: int
+    sketch_dim: int
+
+    @property
+    def name(self) -> str:
+        return f"score_split_{self.slots}_{self.sketch_dim}"
+
+    @property
+    def path(self) -> Path:
+        return zk_dir() / "setup" / self.name
+
+    @property
+    def contract(self) -> str:
+        return f"ScoreSplitVerifier{self.slots}x{self.sketch_dim}"
+
+    def require(self) -> None:
+        missing = [
+            f
+            for f in ("circuit.wasm", "circuit.zkey", "verification_key.json")
+            if not (self.path / f).is_file()
+        ]
+        if missing:
+            raise ProofError(
+                f"circuit {self.name} has no {', '.join(missing)} in {self.path}: "
+                f"run zk/setup.sh {self.slots} {self.sketch_dim}"
+            )
+        if not (zk_dir() / "node_modules" / "snarkjs").is_dir():
+            raise ProofError("snarkjs is not installed: run `npm ci` in zk/")
+
+
+VERIFIER_ABI = [
+    {
+        "name": name,
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "uint256"}],
+    }
+    for name in ("SLOTS", "SKETCH_DIM")
+]
+
+
+def circuit_of_verifier(w3, verifier: str) -> Circuit:  # noqa: ANN001
+    """The circuit a deployed ``ScoreSplitVerifier{N}x{K}`` checks (it says its size)."""
+    contract = w3.eth.contract(address=verifier, abi=VERIFIER_ABI)
+    try:
+        return Circuit(
+            int(contract.functions.SLOTS().call()), int(contract.functions.SKETCH_DIM().call())
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure means "not one of ours"
+        raise ProofError(f"{verifier} is not a score-split verifier: {exc}") from exc
+
+
+# -- fixed point -----------------------------------------------------------------------
+
+
+def fixed_sketches(rows: list[list[float]]) -> list[list[int]]:
+    """Sketches as integers in [−2³⁰, 2³⁰]: the round's largest |value| maps to 2³⁰."""
+    top = max((abs(x) for row in rows for x in row), default=0.0)
+    if top == 0.0:
+        return [[0 for _ in row] for row in rows]
+    return [[int(round(x / top * (1 << FIXED_BITS))) for x in row] for row in rows]
+
+
+def fixed_coefficients(coefficients: list[float], flagged: list[bool]) -> list[int]:
+    """Coefficients as integers: round(max(c, 0) · 2³⁰), 0 when flagged."""
+    out = []
+    for c, bad in zip(coefficients, flagged, strict=True):
+        value = 0 if bad else int(round(max(c, 0.0) * (1 << FIXED_BITS)))
+        if value >= 1 << 32:
+            raise ProofError(f"coefficient {c} is too large for the circuit (max 4)")
+        out.append(value)
+    return out
+
+
+def sketch_gate(s: list[list[int]], c: list[int]) -> list[bool]:
+    """Which updates may be paid: C > 0 and ⟨S_i, Σ_{j≠i} C_j S_j⟩ > 0, in exact integers."""
+    k = len(s[0]) if s else 0
+    agg = [sum(c[j] * s[j][t] for j in range(len(s))) for t in range(k)]
+    return [
+        c[i] > 0 and sum(s[i][t] * (agg[t] - c[i] * s[i][t]) for t in range(k)) > 0
+        for i in range(len(s))
+    ]
+
+
+@dataclass(frozen=True)
+class ScoreStatement:
+    """The circuit's inputs for one round, padded to the circuit's slots."""
+
+    project_id: int
+    round: int
+    budget: int
+    total: int
+    sketches: list[list[int]]
+    coefficients: list[int]
+    points: list[int]
+    rewards: list[int]
+
+    def inputs(self, circuit: Circuit) -> dict:
+        n, k = circuit.slots, circuit.sketch_dim
+        m = len(self.points)
+        if m > n:
+            raise ProofError(f"{m} accepted updates exceed the circuit's {n} slots")
+        if any(len(row) != k for row in self.sketches):
+            raise ProofError(f"sketches must have {k} dimensions for circuit {circuit.name}")
+        if self.budget >= 1 << MAX_WEI_BITS or any(p >= 1 << MAX_POINTS_BITS for p in self.points):
+            raise ProofError("budget or points exceed the circuit's ranges")
+        pad = n - m
+        total_points = sum(self.points)
+        divisor = total_points or 1
+        pairs = zip(self.points, self.rewards, strict=True)
+        remainders = [self.budget * p - w * divisor for p, w in pairs]
+
+        def column(values: list[int]) -> list[str]:
+            return [str(v) for v in values] + ["0"] * pad
+
+        return {
+            "projectId": str(self.project_id),
+            "round": str(self.round),
+            "budget": str(self.budget),
+            "total": str(self.total),
+            "S": [[str(x) for x in row] for row in self.sketches] + [["0"] * k] * pad,
+            "C": column(self.coefficients),
+            "P": column(self.points),
+            "W": column(self.rewards),
+            "R": column(remainders),
+        }
+
+
+def statement_of(report) -> ScoreStatement:  # noqa: ANN001
+    """The statement a round report makes (accepted updates in batch order)."""
+    entries = report.accepted()
+    return ScoreStatement(
+        project_id=report.project_id,
+        round=report.round,
+        budget=report.budget_wei,
+        total=report.total_wei,
+        sketches=fixed_sketches([e.sketch or [] for e in entries]),
+        coefficients=fixed_coefficients(
+            [e.coefficient for e in entries], [e.status == "flagged" for e in entries]
+        ),
+        points=[e.score_points for e in entries],
+        rewards=[e.reward_wei for e in entries],
+    )
+
+
+# -- proving and checking ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreProof:
+    sketch_commit: int
+    score_commit: int
+    proof: list[int]  # a0 a1 b00 b01 b10 b11 c0 c1, in the verifier contract's order
+    public: list[int]  # sketchCommit, scoreCommit, projectId, round, budget, total
+    raw: dict  # snarkjs proof.json
+    seconds: float
+
+
+def _snarkjs(*args: str, cwd: Path) -> str:
+    cli = zk_dir() / "node_modules" / "snarkjs" / "build" / "cli.cjs"
+    proc = subprocess.run(
+        ["node", str(cli), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=PROVE_TIMEOUT,
+        check=False,
+    )
+    if proc.returncode != 0 or "ERROR" in proc.stdout or "Error" in proc.stderr:
+        raise ProofError(
+            f"snarkjs {args[0]} {args[1]} failed: {proc.stdout[-400:]}{proc.stderr[-400:]}"
+        )
+    return proc.stdout
+
+
+def prove(statement: ScoreStatement, circuit: Circuit) -> ScoreProof:
+    """Groth16-prove ``statement``; raises ProofError when the statement is false."""
+    circuit.require()
+    with tempfile.TemporaryDirectory(prefix="market-zk-") as tmp:
+        work = Path(tmp)
+        (work / "input.json").write_text(json.dumps(statement.inputs(circuit)))
+        start = time.perf_counter()
+        _snarkjs(
+            "groth16",
+            "fullprove",
+            "input.json",
+            str(circuit.path / "circuit.wasm"),
+            str(circuit.path / "circuit.zkey"),
+            "proof.json",
+            "public.json",
+            cwd=work,
+        )
+        seconds = time.perf_counter() - start
+        raw = json.loads((work / "proof.json").read_text())
+        public = [int(x) for x in json.loads((work / "public.json").read_text())]
+    a, b, c = raw["pi_a"], raw["pi_b"], raw["pi_c"]
+    words = [a[0], a[1], b[0][1], b[0][0], b[1][1], b[1][0], c[0], c[1]]
+    return ScoreProof(public[0], public[1], [int(w) for w in words], public, raw, seconds)
+
+
+def verify_offchain(proof: ScoreProof, circuit: Circuit) -> bool:
+    """snarkjs's own Groth16 check of ``proof`` against its public signals."""
+    circuit.require()
+    with tempfile.TemporaryDirectory(prefix="market-zk-") as tmp:
+        work = Path(tmp)
+        (work / "proof.json").write_text(json.dumps(proof.raw))
+        (work / "public.json").write_text(json.dumps([str(x) for x in proof.public]))
+        try:
+            out = _snarkjs(
+                "groth16",
+                "verify",
+                str(circuit.path / "verification_key.json"),
+                "public.json",
+                "proof.json",
+                cwd=work,
+            )
+        except ProofError:
+            return False
+    return "OK" in out
