@@ -966,6 +966,29 @@ def verify(
         raise typer.Exit(1)
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Listen address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port.")] = 8000,
+    dev_chain: Annotated[
+        bool, typer.Option(help="Start a fresh anvil with LearningMarket deployed first.")
+    ] = False,
+    holdout: Annotated[str, typer.Option(help="Held-out set for accuracy: digits|none.")] = (
+        "digits"
+    ),
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    store: StoreSpec = "embedded",
+    data_dir: DataDir = DEFAULT_DATA,
+    contract: ContractOpt = None,
+) -> None:
+    """The owner dashboard (web page + API) for one chain, market and store."""
+    from market.api import Settings
+    from market.api.serve import serve as run
+
+    settings = Settings(rpc_url, contract, store, data_dir, holdout=holdout)
+    run(settings, host, port, dev_chain, on_ready=out.print)
+
+
 # -------------------------------------------------------------------------------- demo
 
 

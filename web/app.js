@@ -256,7 +256,14 @@ async function reputationView(address) {
         h("p", {}, `admitted (committed on chain): ${adm.admitted.length}`,
           adm.open ? "" : ` · policy ${JSON.stringify(adm.policy)}`),
         h("ul", { class: "admitted" }, adm.admitted.map((a) =>
-          h("li", {}, h("a", { href: `#/reputation/${a.address}` }, short(a.address)), ` reputation ${a.reputation.toFixed(4)}`)))));
+          h("li", {}, h("a", { href: `#/reputation/${a.address}` }, short(a.address)), ` reputation ${a.reputation.toFixed(4)}`))),
+        adm.document_error ? errorBox(new Error(`admission document: ${adm.document_error}`)) : "",
+        adm.decided ? h("p", {}, `admission document ${shortCid(adm.cid)}: ${adm.decided.length} admitted `,
+          `(${(adm.newcomers || []).length} newcomers), ${Object.keys(adm.refused || {}).length} refused`) : "",
+        Object.keys(adm.refused || {}).length ? h("table", { "data-testid": "refused" },
+          h("thead", {}, h("tr", {}, h("th", {}, "Refused"), h("th", {}, "Why"))),
+          h("tbody", {}, Object.entries({ ...adm.refused, ...(adm.dropped || {}) }).map(([a, why]) =>
+            h("tr", {}, h("td", {}, short(a)), h("td", {}, why))))) : ""));
     }
   }
   const edges = h("table", { "data-testid": "edges" }, h("thead", {}, h("tr", {}, ["From (owner)", "To (trainer)", "Weight (ETH paid)"]

@@ -122,7 +122,11 @@ class ReputationView:
                 for ev in svc.market.events("UpdateCommitted", project_id=project_id, round=number)
             }
         )
+        published: dict[str, Any] = {}
+        if not open_admission:
+            published = self._published(project_id, number)
         return {
+            **published,
             "project_id": project_id,
             "round": number,
             "open": open_admission,
@@ -134,3 +138,15 @@ class ReputationView:
             ],
             "reputation": {a: round(v, 6) for a, v in sorted(rep.items(), key=lambda x: -x[1])},
         }
+
+    def _published(self, project_id: int, number: int) -> dict[str, Any]:
+        """The round's admission document (admitted, refused and why), checked against the
+        chain's root by :func:`market.reputation.commands.admission`."""
+        from market.reputation.commands import admission
+
+        try:
+            doc = admission(self.svc.market, self.svc.store, self.svc.db, project_id, number)
+        except MarketError as exc:
+            return {"document_error": str(exc)}
+        keys = ("cid", "newcomers", "refused", "dropped", "applications", "root_matches_chain")
+        return {k: doc[k] for k in keys if k in doc} | {"decided": doc.get("admitted", [])}

@@ -18,6 +18,7 @@ from web3 import Web3
 
 from market.aggregator.report import RoundReport
 from market.chain import LearningMarket, connect, dev_accounts
+from market.db import Database
 from market.errors import ConfigError, StorageError
 from market.spec import ProjectSpec
 from market.storage import Store, decode_model, open_store
@@ -65,6 +66,11 @@ class Services:
     @cached_property
     def store(self) -> Store:
         return open_store(self.settings.store, self.settings.data_dir)
+
+    @cached_property
+    def db(self) -> Database:
+        """The local database (published admission CIDs, indexer state), read only here."""
+        return Database.at(self.settings.data_dir)
 
     @property
     def dev_chain(self) -> bool:

@@ -59,8 +59,10 @@ def verify_round(svc: Services, project_id: int, number: int) -> dict[str, Any]:
     kwargs = {name: available[name] for name in params if name in available}
     started = time.monotonic()
     result = fn(**kwargs)
-    body = _jsonable(result)
-    ok = body.get("ok", body.get("passed")) if isinstance(body, dict) else bool(result)
+    body = _jsonable(result.to_dict() if hasattr(result, "to_dict") else result)
+    ok = getattr(result, "ok", None)
+    if ok is None:
+        ok = body.get("ok", body.get("passed")) if isinstance(body, dict) else bool(result)
     return {
         "project_id": project_id,
         "round": number,

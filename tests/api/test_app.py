@@ -171,3 +171,31 @@ def test_no_deployment_is_a_clear_error(tmp_path: Path, stack: DevStack) -> None
     app = create_app(Settings(rpc_url=stack.node.rpc_url, data_dir=tmp_path))
     body = TestClient(app).get("/api/health").json()
     assert not body["ok"] and "no LearningMarket deployment" in body["error"]
+
+
+def test_verify_endpoint_re_executes_the_round(client: TestClient, finished: dict) -> None:
+    r = client.post(f"/api/projects/{finished['project_id']}/rounds/1/verify")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ok"] is True and body["result"]["checks"]
+    assert all(c["ok"] is not False for c in body["result"]["checks"])
+
+
+def test_wallet_gets_an_unsigned_create_transaction(
+    client: TestClient, finished: dict, owner: str
+) -> None:
+    spec = client.post("/api/specs", json=SPEC).json()["spec_cid"]
+    body = {
+        "account": owner,
+        "spec_cid": spec,
+        "rounds": 2,
+        "reward_per_round_eth": "0.25",
+        "submission_window": 60,
+        "reveal_window": 60,
+        "finalize_window": 600,
+        "aggregator": owner,
+    }
+    tx = client.post("/api/projects/prepare", json=body).json()
+    assert (
+        tx["value"] == hex(5 * 10**17) and tx["data"].startswith("0x") and tx["chainId"] == "0x7a69"
+    )
