@@ -22,6 +22,7 @@ demo: install
 	$(VENV)/bin/market demo
 
 test: install
+	bash scripts/install-ipfs.sh
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: install
@@ -32,4 +33,4 @@ lint: install
 	$(VENV)/bin/ruff format --check market tests benchmarks
 
 clean:
-	rm -rf $(VENV) node_modules .market-cache
+	rm -rf $(VENV) node_modules tools/ipfs/node_modules .market-cache
