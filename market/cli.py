@@ -10,6 +10,7 @@ shows the trace. ``--json`` prints one JSON document on stdout for scripts.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from decimal import Decimal, InvalidOperation
@@ -139,7 +140,10 @@ class Env:
     def store(self):  # noqa: ANN201
         from market.storage import open_store
 
-        return open_store(self.store_spec, self.data_dir)
+        spec = self.store_spec
+        if spec == "ipfs":  # the node named by MARKET_IPFS_API, or a local one's default port
+            spec = "ipfs:" + os.environ.get("MARKET_IPFS_API", "http://127.0.0.1:5001")
+        return open_store(spec, self.data_dir)
 
     @cached_property
     def db(self):  # noqa: ANN201
@@ -691,6 +695,9 @@ def reputation_admission(
     preview: Annotated[
         bool, typer.Option(help="Compute the next round's admission without publishing it.")
     ] = False,
+    verify: Annotated[
+        bool, typer.Option(help="Re-derive the list from the chain alone and compare.")
+    ] = False,
     rpc_url: RpcUrl = DEFAULT_RPC,
     store: StoreSpec = "embedded",
     data_dir: DataDir = DEFAULT_DATA,
@@ -703,7 +710,14 @@ def reputation_admission(
 
     env = Env(rpc_url, store, data_dir, db_url, contract)
     data = admission(
-        env.market, env.store, env.db, project, round_number, cid=admission_cid, preview=preview
+        env.market,
+        env.store,
+        env.db,
+        project,
+        round_number,
+        cid=admission_cid,
+        preview=preview,
+        verify=verify,
     )
     table = None
     if not data.get("open"):
@@ -713,6 +727,12 @@ def reputation_admission(
         for a, why in {**data["refused"], **data["dropped"]}.items():
             table.add_row(a, f"refused: {why}")
     emit(data, as_json, table)
+    if verify and not data.get("open"):
+        check = data["verification"]
+        if not as_json:
+            err.print("verified: " + ("ok" if check["ok"] else "; ".join(check["problems"])))
+        if not check["ok"]:
+            raise typer.Exit(1)
 
 
 # ------------------------------------------------------------ long-running services

@@ -20,7 +20,9 @@ Public API (kept stable for the CLI and ``market/api``):
   ``open_round_with_admission(aggregator, indexer, project_id) -> (round, tx, record)``,
   ``load_admission(store, market, project_id, round_, *, cid=None, db=None) -> (Admission,
   document)``, ``admission_proof(store, market, address, project_id, round_, *, cid=None,
-  db=None) -> list[bytes]`` (checked against the on-chain root), ``next_round(market, id)``.
+  db=None) -> list[bytes]`` (checked against the on-chain root), ``next_round(market, id)``,
+  ``verify_admission(market, store, project_id, round_, *, cid=None, db=None) -> {"ok", …}``
+  (re-derives the list from the chain alone).
 - ``Admission``: ``.admitted``, ``.established``, ``.newcomers``, ``.refused``, ``.root``,
   ``.proof_for(address)``, ``.to_json()`` / ``.from_json(doc)``.
 """
@@ -55,6 +57,7 @@ from market.reputation.rounds import (
     publish_admission,
     record_application,
     stored_applications,
+    verify_admission,
 )
 from market.reputation.service import Project, ReputationBook, epoch_of
 
@@ -88,5 +91,6 @@ __all__ = [
     "sign_application",
     "stored_applications",
     "verified_applicants",
+    "verify_admission",
     "verify_application",
 ]

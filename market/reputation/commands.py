@@ -132,6 +132,7 @@ def admission(
     *,
     cid: str | None = None,
     preview: bool = False,
+    verify: bool = False,
 ) -> dict[str, Any]:
     """A round's published admission (checked against the chain), or a preview of the next."""
     if preview:
@@ -150,7 +151,12 @@ def admission(
         return {"project_id": project_id, "round": number, "open": True}
     cid = cid or published_cid(db, market, project_id, number)
     _, doc = load_admission(store, market, project_id, number, cid=cid)
-    return {"root_matches_chain": True, **_summary(project_id, number, doc, cid)}
+    out = {"root_matches_chain": True, **_summary(project_id, number, doc, cid)}
+    if verify:
+        from market.reputation.rounds import verify_admission
+
+        out["verification"] = verify_admission(market, store, project_id, number, cid=cid)
+    return out
 
 
 def _summary(project_id: int, number: int, doc: dict[str, Any], cid: str | None) -> dict:

@@ -189,11 +189,12 @@ class ReputationIndexer:
         return fork
 
     # -------------------------------------------------------------------------- sync
-    def sync(self) -> SyncResult:
-        """Read new events up to the head (minus confirmations) into the book and the log."""
+    def sync(self, to_block: int | None = None) -> SyncResult:
+        """Read new events up to the head (minus confirmations), or up to ``to_block``, into
+        the book and the log."""
         for attempt in (1, 2):
             try:
-                return self._sync_once()
+                return self._sync_once(to_block)
             except IntegrityError:  # another process indexed the same blocks first
                 self._reload()
                 if attempt == 2:
@@ -203,10 +204,10 @@ class ReputationIndexer:
                 raise
         raise AssertionError("unreachable")
 
-    def _sync_once(self) -> SyncResult:
+    def _sync_once(self, to_block: int | None) -> SyncResult:
         rolled_back = self._check_reorg()
         w3 = self.market.w3
-        target = self.events.head()
+        target = self.events.head() if to_block is None else min(self.events.head(), to_block)
         start = self.events.next_block
         if target < start:
             return SyncResult(0, 0, start, rolled_back)

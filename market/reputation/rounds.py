@@ -301,3 +301,64 @@ def admission_proof(
     if not MerkleTree.verify(root, address_leaf(address), proof):
         raise ProofError(f"admission proof of {address} does not fold to the on-chain root")
     return proof
+
+
+def verify_admission(
+    market: LearningMarket,
+    store: Store,
+    project_id: int,
+    round_: int,
+    *,
+    cid: str | None = None,
+    db: Database | None = None,
+) -> dict[str, Any]:
+    """Re-derive a published admission from the chain and the store alone, and compare.
+
+    A fresh index (in a scratch database) reads the chain up to the document's seed block
+    with the document's MeritRank parameters; the policy comes from the project's spec, the
+    public seed from the chain's hash of that block, the applicants from the signed
+    applications (each re-verified). ``ok`` when the list and root come out the same.
+    """
+    import tempfile
+
+    admission, doc = load_admission(store, market, project_id, round_, cid=cid, db=db)
+    seed_block = int(doc["seed_block"])
+    chain_hash = "0x" + bytes(market.w3.eth.get_block(seed_block)["hash"]).hex()
+    problems: list[str] = []
+    if chain_hash != doc.get("public_seed"):
+        problems.append(f"public seed {doc.get('public_seed')} is not block {seed_block}'s hash")
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Database(f"sqlite:///{tmp}/verify.db")
+        try:
+            indexer = ReputationIndexer(market, store, scratch, book_options=doc["meritrank"])
+            indexer.sync(to_block=seed_block)
+            policy = indexer.book.project(project_id).policy
+            apps = [Application.from_json(a) for a in doc["applications"]]
+            again = None
+            if policy is None:
+                problems.append("the project's spec has open admission")
+            else:
+                if policy.to_dict() != doc["policy"]:
+                    problems.append(f"document policy {doc['policy']} is not the spec's")
+                again, _ = indexer.book.admission(
+                    project_id,
+                    round_,
+                    apps,
+                    bytes.fromhex(chain_hash.removeprefix("0x")),
+                    int(market.w3.eth.chain_id),
+                    market.address,
+                )
+        finally:
+            scratch.dispose()
+    if again is not None and again.root != admission.root:
+        problems.append(
+            f"re-derived root 0x{again.root.hex()} differs from the published 0x"
+            f"{admission.root.hex()} (admitted again: {again.admitted})"
+        )
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "root": "0x" + admission.root.hex(),
+        "seed_block": seed_block,
+        "meritrank": doc["meritrank"],
+    }

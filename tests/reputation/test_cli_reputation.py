@@ -67,8 +67,9 @@ def test_apply_preview_open_show_and_join_with_admission(tmp_path):
         opened = as_json("aggregator", "open-round", "-p", pid, *common)
         admission = opened["admission"]
         assert admission["root"] != "0x" + "00" * 32 and admission["cid"].startswith("bafkrei")
-        shown = as_json("reputation", "admission", "-p", pid, *common)
+        shown = as_json("reputation", "admission", "-p", pid, "--verify", *common)
         assert shown["root_matches_chain"] and shown["root"] == admission["root"]
+        assert shown["verification"]["ok"], shown["verification"]
         assert shown["admitted"] == admission["admitted"] and shown["applications"] == 4
 
         rep = as_json("reputation", "show", *common)

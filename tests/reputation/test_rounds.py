@@ -8,6 +8,7 @@ from eth_account import Account
 from market.chain import ZERO32, compute_commitment
 from market.db import Database
 from market.errors import ReputationError
+from market.proofs.merkle import MerkleTree
 from market.reputation import (
     AdmissionPolicy,
     ReputationIndexer,
@@ -18,7 +19,11 @@ from market.reputation import (
     record_application,
     sign_application,
     stored_applications,
+    verify_admission,
 )
+from market.reputation.admission import Admission
+from market.reputation.rounds import compute_admission
+from market.spec import canonical_json
 from market.storage import EmbeddedStore
 from tests.reputation.helpers import create_project, h, pay_round
 
@@ -82,6 +87,8 @@ def test_a_round_opens_with_the_published_admission_and_proofs_check(market_env,
 
     loaded, _ = load_admission(store, env.market, pid, 2, db=db)  # CID found by round
     assert loaded == adm
+    check = verify_admission(env.market, store, pid, 2, db=db)  # from the chain alone
+    assert check["ok"], check["problems"]
     for t in honest:
         proof = admission_proof(store, env.market, t.address, pid, 2, cid=record.cid)
         commit(env, t, pid, 2, proof)
@@ -128,3 +135,26 @@ def test_open_projects_get_the_zero_root_and_a_late_round_is_caught(market_env, 
 
     with pytest.raises(ReputationError, match="recompute"):
         open_round_with_admission(Racing(env), ix, pid)
+
+
+@pytest.mark.slow
+def test_a_list_that_does_not_follow_from_the_chain_fails_verification(market_env, store, db):
+    env = market_env
+    pid = create_project(env, store, env.owner, POLICY)
+    pay_round(env, store, pid, {env.trainers[0].address: 10**17})
+    sybil = Account.from_key(b"\x77" * 32)
+    apply(env, db, [env.trainers[0], sybil], pid, 2)
+    ix = ReputationIndexer(env.market, store, db, book_options={"walks_per_seed": 300})
+    _, doc = compute_admission(ix, pid, 2)
+    # A dishonest service admits an extra Sybil and publishes a consistent-looking document.
+    admitted = sorted([env.trainers[0].address, sybil.address, env.trainers[4].address])
+    tree = MerkleTree.of_addresses(admitted)
+    forged = Admission(
+        admitted, admitted, [], {}, tree.root, {a: tree.proof_for(a) for a in admitted}
+    )
+    doc["admission"] = forged.to_json()
+    cid = store.put(canonical_json(doc))
+    env.market.open_round(env.aggregator, pid, h("model"), forged.root)
+    assert load_admission(store, env.market, pid, 2, cid=cid)[0] == forged  # root matches
+    check = verify_admission(env.market, store, pid, 2, cid=cid)
+    assert not check["ok"] and "differs" in check["problems"][0]
