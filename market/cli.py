@@ -63,7 +63,8 @@ StoreSpec = Annotated[
     typer.Option(
         "--store",
         envvar="MARKET_STORE",
-        help="'embedded' (on disk under --data-dir) or 'ipfs:http://127.0.0.1:5001'.",
+        help="'embedded' (on disk under --data-dir), 'ipfs:URL' (an IPFS node's RPC API) "
+        "or 'ipfs' (the node at $MARKET_IPFS_API, default http://127.0.0.1:5001).",
     ),
 ]
 DataDir = Annotated[
@@ -140,10 +141,7 @@ class Env:
     def store(self):  # noqa: ANN201
         from market.storage import open_store
 
-        spec = self.store_spec
-        if spec == "ipfs":  # the node named by MARKET_IPFS_API, or a local one's default port
-            spec = "ipfs:" + os.environ.get("MARKET_IPFS_API", "http://127.0.0.1:5001")
-        return open_store(spec, self.data_dir)
+        return open_store(self.store_spec, self.data_dir)
 
     @cached_property
     def db(self):  # noqa: ANN201
@@ -172,7 +170,6 @@ class Env:
 
 
 def _env_key_set() -> bool:
-    import os
 
     return bool(os.environ.get("MARKET_PRIVATE_KEY"))
 

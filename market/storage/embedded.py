@@ -185,7 +185,8 @@ def open_store(spec: str = "embedded", data_dir: Path | None = None) -> Store:
     ``"embedded"`` (default): :class:`EmbeddedStore` at ``data_dir/"store"``;
     ``"embedded:/some/path"``: an embedded store at that path;
     ``"ipfs"`` / ``"ipfs:http://127.0.0.1:5001"``: an IPFS node's RPC API
-    (``market.storage.ipfs.IpfsNodeStore``).
+    (``market.storage.ipfs.IpfsNodeStore``); bare ``"ipfs"`` reads the URL from
+    ``MARKET_IPFS_API`` (default ``http://127.0.0.1:5001``).
     """
     kind, _, arg = (spec or "embedded").partition(":")
     kind = kind.strip().lower()
@@ -200,5 +201,5 @@ def open_store(spec: str = "embedded", data_dir: Path | None = None) -> Store:
             from market.storage.ipfs import IpfsNodeStore  # lazy: needs httpx, optional
         except ImportError as exc:
             raise ConfigError(f"the IPFS backend is not available: {exc}") from exc
-        return IpfsNodeStore(arg or "http://127.0.0.1:5001")
+        return IpfsNodeStore(arg or os.environ.get("MARKET_IPFS_API", "http://127.0.0.1:5001"))
     raise ConfigError(f"unknown store {spec!r}; use 'embedded' or 'ipfs:<RPC API URL>'")
