@@ -90,6 +90,11 @@ def flag_dense(
         target = x.sum(1) / m
     elif scale == "mean":
         target = u.mean(0)
+    elif scale == "weighted_clip":
+        cnt = np.ones(n)
+        tau = 3.0 * np.median(norms / cnt) * cnt
+        target = (cnt * np.minimum(1.0, tau / norms))[:, None] * u
+        target = target.sum(0) / cnt.sum()
     else:
         med = np.median(norms)
         target = (u * np.minimum(1.0, med / norms)[:, None]).mean(0)

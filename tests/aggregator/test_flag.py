@@ -14,6 +14,7 @@ from tests.aggregator.helpers import random_batch, rel_close
         (3, 0.0, 10, "mean"),
         (2, 2.0, 4, "reference"),
         (4, 0.5, 3, "median_norm"),
+        (2, 0.0, 6, "weighted_clip"),
     ],
 )
 def test_flag_matches_dense_irls(m: int, lam: float, iters: int, scale: str) -> None:
@@ -53,6 +54,8 @@ def test_flag_downweights_outlier_directions_and_keeps_scale() -> None:
 
 def test_flag_zero_update_is_flagged() -> None:
     u = np.vstack([np.ones((3, 50)), np.zeros((1, 50))])
-    res = get_rule("flag", m=1).aggregate(QuantizedBatch.from_dense(u))
+    res = get_rule("flag", m=1, scale="median_norm").aggregate(QuantizedBatch.from_dense(u))
     assert res.flags[3] == "flag: zero update" and res.coefficients[3] == 0
     assert np.allclose(res.aggregate, 0.75)  # mean of clipped updates, zero included
+    res = get_rule("flag", m=1).aggregate(QuantizedBatch.from_dense(u))
+    assert np.allclose(res.aggregate, 1.0)  # sample-weighted mean of the non-zero ones

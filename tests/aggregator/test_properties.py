@@ -94,5 +94,5 @@ def test_breakdown_bounds(seed: int, byz: int, power: float) -> None:
     assert np.linalg.norm(z - c) <= 2 * (n - byz) / (n - 2 * byz) * radius * 1.01 + 1e-9
     # Flag (median_norm scale): the output norm never exceeds the median update norm,
     # which b < n/2 attackers cannot push above the largest honest norm.
-    fl = get_rule("flag", m=2).aggregate(batch).aggregate
+    fl = get_rule("flag", m=2, scale="median_norm").aggregate(batch).aggregate
     assert np.linalg.norm(fl) <= np.linalg.norm(h, axis=1).max() * (1 + 1e-9)

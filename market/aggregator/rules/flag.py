@@ -16,10 +16,16 @@ Differences from the reference code, by design: it starts from a random d×m mat
 one IRLS step; we start from the unweighted flag mean (deterministic) and iterate until the
 principal angles stop moving (``tol`` on sin²θ, ``max_iter``). Its output Σ_i YYᵀĝ_i / m is a sum of
 projected *unit* vectors, so the update's scale is lost; ``scale`` chooses how to restore it:
-- ``"median_norm"`` (default): project the mean of the updates after clipping each to the
-  median norm — an attacker's huge norm cannot leak through, honest scale is kept;
+- ``"weighted_clip"`` (default): project FedAvg's sample-weighted mean after clipping each
+  update at ``clip``× the median norm-per-sample — huge norms cannot leak through, and
+  trainers with more data (larger honest updates) keep their weight (measured on non-IID
+  digits: clipping everyone to the median norm cost 27 points with no attack at all);
+- ``"median_norm"``: project the plain mean after clipping each update to the median norm;
 - ``"mean"``: project the plain mean of the raw updates (an outlier norm leaks through);
 - ``"reference"``: the paper's Σ_i YYᵀĝ_i / m (unit-vector scale).
+Default m = n − f (f = ⌊0.3 n⌋): with non-IID data honest updates span many directions, and
+m = n − 2f lost 16 points of accuracy with no attack. A subspace has no sign, so updates
+collinear with the honest mean (sign flip, IPM) are *not* removed by Flag: use ``guard``.
 Flags: updates whose angle to Y has sin θ > ``flag_sine`` (off when ≥ 1) and zero updates.
 """
 
@@ -108,7 +114,8 @@ class Flag(GramRule):
         "max_iter": 50,
         "tol": 1e-12,
         "eps": 1e-7,
-        "scale": "median_norm",
+        "scale": "weighted_clip",
+        "clip": 3.0,
         "flag_sine": 1.0,
     }
 
@@ -118,8 +125,10 @@ class Flag(GramRule):
             raise self._param_error("m", "must be a positive integer or null (n − 2f)")
         if float(self.params["lambda_"]) < 0:
             raise self._param_error("lambda_", "must be non-negative")
-        if self.params["scale"] not in ("median_norm", "mean", "reference"):
-            raise self._param_error("scale", "must be 'median_norm', 'mean' or 'reference'")
+        if self.params["scale"] not in ("weighted_clip", "median_norm", "mean", "reference"):
+            raise self._param_error(
+                "scale", "must be 'weighted_clip', 'median_norm', 'mean' or 'reference'"
+            )
         if not isinstance(self.params["max_iter"], int) or self.params["max_iter"] < 0:
             raise self._param_error("max_iter", "must be a non-negative integer")
 
@@ -127,7 +136,7 @@ class Flag(GramRule):
         if self.params["m"] is not None:
             return min(int(self.params["m"]), n)
         f = resolve_f(n, None, float(self.params["byzantine_fraction"]))
-        return max(1, n - 2 * f)
+        return max(1, n - f)
 
     def solve(self, inputs: RoundInputs) -> Solution:
         g = inputs.gram
@@ -160,6 +169,13 @@ class Flag(GramRule):
             if mode == "median_norm":
                 med = float(np.median(norms[live]))
                 raw = np.minimum(1.0, med * inv) / n
+            elif mode == "weighted_clip":
+                # FedAvg's sample weights; norms compared per claimed sample (local work
+                # grows with data) and clipped at clip× the median of that ratio.
+                cnt = np.maximum(inputs.counts[live].astype(np.float64), 1.0)
+                ratio = norms[live] / cnt
+                tau = float(self.params["clip"]) * float(np.median(ratio)) * cnt
+                raw = cnt * np.minimum(1.0, tau * inv) / cnt.sum()
             else:
                 raw = np.full(len(live), 1.0 / n)
             b_hat = raw * norms[live]  # u_i = ‖u_i‖ ĝ_i
