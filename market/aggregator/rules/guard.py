@@ -87,11 +87,16 @@ class Guard(GramRule):
         norms = np.sqrt(np.maximum(np.diag(g), 0.0))
         live = norms > 0
         state = None
-        if self.params["history"] and inputs.sketches is not None:
+        hist = None
+        sk = inputs.sketches
+        if self.params["history"] and sk is not None:
             hist, state = update_history(
-                inputs.state, inputs.ids, inputs.sketches, int(self.params["sketch_dim"])
+                inputs.state, inputs.ids, sk, int(self.params["sketch_dim"])
             )
             sim = cosines_from_gram(hist @ hist.T)
+            old = (inputs.state or {}).get("centre")
+            centre_old = np.zeros(sk.shape[1]) if old is None else np.asarray(old, float)
+            hist_norm = np.sqrt(np.maximum((hist**2).sum(axis=1), 0.0))
         else:
             sim = cosines_from_gram(g)
         lo, hi = float(self.params["similar_lo"]), float(self.params["similar_hi"])
@@ -135,6 +140,18 @@ class Guard(GramRule):
                 cos = np.zeros(n)
                 cos[ok] = gb[ok] / (cn[ok] * vnorm)
                 gate = np.where(keep, np.clip((cos - lo_c) / (hi_c - lo_c), 0.0, 1.0), 0.0)
+                if hist is not None:
+                    # The same test on accumulated history: consistent opposition to the
+                    # model's trajectory (label flipping) shows there, noise averages out.
+                    centre = centre_old + (beta * clip) @ sk
+                    cnorm = float(np.sqrt(centre @ centre))
+                    hcos = np.where(
+                        hist_norm * cnorm > 0,
+                        hist @ centre / np.maximum(hist_norm * cnorm, 1e-300),
+                        0.0,
+                    )
+                    hgate = np.clip((hcos - lo_c) / (hi_c - lo_c), 0.0, 1.0)
+                    gate = np.minimum(gate, np.where(keep, hgate, 0.0))
                 wsum = float((a * gate).sum())
                 if wsum <= 0:
                     break
@@ -142,6 +159,8 @@ class Guard(GramRule):
         w = a * gate
         total = float(w.sum())
         c = w * clip / total if total > 0 else np.zeros(n)
+        if state is not None and sk is not None:
+            state["centre"] = (centre_old + c @ sk).tolist()
         flags: list[str | None] = []
         for i in range(n):
             if not live[i]:
