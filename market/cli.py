@@ -433,6 +433,7 @@ def trainer_join(
     env = Env(rpc_url, store, data_dir, db_url, contract)
     client = TrainerClient(env.market, env.store, env.account("trainer", account, keystore), env.db)
     number = client.open_round(project)
+    client.admission_proof(project, number, admission_cid)  # refused: say so before training
     dataset = load_dataset(data)
     if data == "digits":
         train, _ = train_test_split(dataset, test_fraction=0.2, seed=0)
