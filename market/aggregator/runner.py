@@ -22,6 +22,7 @@ from market.db import ProjectChoice
 from market.db.intents import crashpoint
 from market.errors import MarketError
 from market.runtime import Service, ServiceLog
+from market.spec import ProjectSpec
 from market.storage.resolve import get_by_digest
 
 
@@ -63,6 +64,7 @@ class AggregatorRunner(Service):
         )
         self._last_finalized: dict[int, float] = {}
         self._prefetched: set[bytes] = set()
+        self._specs: dict[int, ProjectSpec] = {}
 
     # -- one pass ----------------------------------------------------------------------
 
@@ -130,7 +132,9 @@ class AggregatorRunner(Service):
         if digest in self._prefetched:
             return
         try:
-            spec = load_spec(self.market, self.store, project_id)
+            if project_id not in self._specs:  # a project's spec never changes
+                self._specs[project_id] = load_spec(self.market, self.store, project_id)
+            spec = self._specs[project_id]
             cid, data = get_by_digest(self.store, digest, max_size=spec.max_update_bytes)
             self._prefetched.add(digest)
             self.log.event(
