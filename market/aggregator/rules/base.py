@@ -159,8 +159,15 @@ class CallableSource(ChunkSource):
 def dequantize(q: np.ndarray, scales: np.ndarray, block_size: int = BLOCK_SIZE) -> np.ndarray:
     """float64 values of a chunk: exact, since float64 holds every s·q product."""
     n, cols = q.shape
-    s = np.repeat(scales.astype(np.float64), block_size, axis=1)[:, :cols]
-    return q.astype(np.float64) * s
+    blocks = scales.shape[1]
+    full = min(blocks, cols // block_size)
+    u = q.astype(np.float64)
+    if full:
+        head = u[:, : full * block_size].reshape(n, full, block_size)
+        head *= scales[:, :full].astype(np.float64)[:, :, None]
+    if full < blocks:
+        u[:, full * block_size :] *= scales[:, full:].astype(np.float64)
+    return u
 
 
 def weighted_sum(source: ChunkSource, coefficients: np.ndarray) -> np.ndarray:
