@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, select, text
 
+import market.db.reputation  # noqa: F401 - every table on the shared Base
 from market.db import Base, Database, RoundRecord, Submission, head_revision, upgrade
 from market.db.models import Base as LegacyBase
 from market.errors import ConfigError
@@ -67,6 +68,7 @@ def test_database_made_before_migrations_is_stamped_and_upgraded(tmp_path):
     db = Database(url)
     names = set(inspect(db.engine).get_table_names())
     assert {"service_cursors", "intents", "project_choices", "alembic_version"} <= names
+    assert {"reputation_log", "reputation_cursors"} <= names
     with db.session() as s:
         assert s.scalar(select(Submission.status)) == "committed"
     db.dispose()
@@ -85,7 +87,7 @@ def test_downgrade_to_baseline_and_back(db_url):
         config.attributes["connection"] = conn
         command.downgrade(config, "0001")
         conn.commit()
-        assert "intents" not in inspect(conn).get_table_names()
+        assert not {"intents", "reputation_log"} & set(inspect(conn).get_table_names())
     upgrade(db.engine)
     assert "intents" in inspect(db.engine).get_table_names()
     db.dispose()
@@ -95,3 +97,15 @@ def test_bad_url_is_a_config_error_with_password_masked():
     with pytest.raises(ConfigError) as info:
         Database("nosuchdialect://user:hunter2@127.0.0.1/db")
     assert "hunter2" not in str(info.value) and "***" in str(info.value)
+
+
+def test_reputation_tables_made_by_ensure_tables_are_adopted(tmp_path):
+    from market.db.reputation import ensure_tables
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    db = Database(url, migrate=False)
+    ensure_tables(db.engine)  # the reputation service ran before migration 0003 existed
+    upgrade(db.engine)
+    with db.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    db.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import market.db.reputation  # noqa: F401 - its tables are on the shared Base
 from market.db.models import Base
 
 config = context.config
