@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def build_stack(data_dir: Path, rounds: int = 2, trainers: int = 5):  # noqa: ANN201
+def build_stack(data_dir: Path, rounds: int = 2, trainers: int = 7, sybils: int = 3):  # noqa: ANN201
     from market.api.devstack import DevStack, simulate_round
     from market.chain import dev_accounts
 
@@ -57,7 +57,15 @@ def build_stack(data_dir: Path, rounds: int = 2, trainers: int = 5):  # noqa: AN
     project_id = created.json()["project_id"]
     for r in range(rounds):
         claims = trainers if r < rounds - 1 else trainers - 2
-        simulate_round(stack.market, data_dir, project_id, trainers=trainers, claims=claims, seed=r)
+        simulate_round(
+            stack.market,
+            data_dir,
+            project_id,
+            trainers=trainers,
+            claims=claims,
+            seed=r,
+            sybils=sybils,
+        )
     return stack, project_id
 
 

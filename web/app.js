@@ -195,6 +195,9 @@ function createView() {
         const unsigned = await api("/api/projects/prepare", { method: "POST", body });
         tx = await sendWithWallet(unsigned, "createProject", () => {});
         if (tx.status !== "mined") throw new Error(`createProject ${tx.status}: ${tx.message ?? ""}`);
+        // ProjectCreated(projectId indexed, …) is the one event createProject emits.
+        const created = tx.logs.find((l) => l.address.toLowerCase() === unsigned.to.toLowerCase());
+        if (created) tx.project_id = Number(BigInt(created.topics[1]));
       } else {
         tx = await api("/api/projects", { method: "POST", body });
       }

@@ -84,7 +84,7 @@ export function heatMap(labels, matrix, { label = "similarity", cell = 44 } = {}
   const n = labels.length;
   const off = 100;
   const size = off + n * cell + 10;
-  const root = svg(size, size, label, true);
+  const root = svg(size + 70, size, label, true); // room for the last slanted label
   const colour = (v) => {
     const t = Math.max(-1, Math.min(1, v));
     if (t >= 0) return `rgb(${255 - Math.round(t * 200)}, ${255 - Math.round(t * 120)}, 255)`;

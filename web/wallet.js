@@ -76,6 +76,7 @@ export async function sendWithWallet(tx, action, onUpdate) {
       if (receipt) {
         entry.status = receipt.status === "0x1" ? "mined" : "reverted";
         entry.block = parseInt(receipt.blockNumber, 16);
+        entry.logs = receipt.logs || [];
         onUpdate();
         return entry;
       }

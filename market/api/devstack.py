@@ -127,12 +127,14 @@ def simulate_round(
     claims: int | None = None,
     seed: int = 0,
     first_trainer: int = 3,
+    sybils: int = 0,
 ) -> dict[str, Any]:
     """Open, train, commit, reveal, finalize and claim one round on the dev chain.
 
     Trainers are dev accounts ``first_trainer…`` with Dirichlet splits of the digits; the
     chain clock is fast-forwarded across the windows. ``claims`` trainers claim (all by
-    default), so the page can show claimed and unclaimed rewards side by side.
+    default), so the page can show claimed and unclaimed rewards side by side. The last
+    ``sybils`` trainers are one operator's clones: same data, same seed, identical updates.
     """
     from market.aggregator.service import Aggregator
     from market.db import Database
@@ -148,15 +150,19 @@ def simulate_round(
     aggregator_account = next(a for a in accounts if a.address == project.aggregator)
     aggregator = Aggregator(market, store, aggregator_account, db)
     train, _ = train_test_split(load_digits(), test_fraction=0.2, seed=0)
-    parts = dirichlet_split(train.y, trainers, 0.5, seed=seed)
+    honest = trainers - sybils
+    if honest < 1 or sybils < 0:
+        raise ConfigError(f"need an honest trainer; got {trainers} trainers, {sybils} Sybils")
+    parts = dirichlet_split(train.y, honest + (1 if sybils else 0), 0.5, seed=seed)
     clients = [
         TrainerClient(market, store, a, db)
         for a in accounts[first_trainer : first_trainer + trainers]
     ]
     number, _ = aggregator.open_round(project_id)
     for i, client in enumerate(clients):
+        k = min(i, honest)  # every Sybil clone trains exactly like the first one
         client.prepare(
-            project_id, number, train.subset(parts[i]), seed=seed * 100 + number * 10 + i
+            project_id, number, train.subset(parts[k]), seed=seed * 100 + number * 10 + k
         )
         client.commit(project_id, number)
     chain_round = market.get_round(project_id, number)

@@ -55,6 +55,7 @@ def test_owner_creates_a_project_and_watches_a_round_finish_live(page, stack: De
     assert "owner" in page.locator("[data-testid=account-picker] option:checked").inner_text()
     page.fill("input[name=name]", "browser project")
     page.fill("input[name=hidden]", "16")
+    page.select_option("select[name=rule]", "sybilwall")
     page.click("[data-testid=publish-spec]")
     cid = page.locator("[data-testid=published-cid]").inner_text()
     assert cid.startswith("baf")
@@ -71,22 +72,29 @@ def test_owner_creates_a_project_and_watches_a_round_finish_live(page, stack: De
     assert page.get_attribute("[data-testid=round-1]", "data-phase") == "unopened"
 
     pid = int(page.url.rsplit("/", 1)[-1])
-    outcome = simulate_round(stack.market, stack.data_dir, pid, trainers=3, claims=2)
+    outcome = simulate_round(stack.market, stack.data_dir, pid, trainers=4, claims=2, sybils=2)
 
     # No reload: the server-sent events make the page re-render.
     page.wait_for_selector("[data-testid=round-1][data-phase=finalized]", timeout=30_000)
     page.wait_for_selector("[data-testid=submissions] tbody tr[data-trainer]")
     rows = page.locator("[data-testid=submissions] tbody tr[data-trainer]")
-    assert rows.count() == 3
+    assert rows.count() == 4
     claimed = {
         rows.nth(i).get_attribute("data-trainer")
-        for i in range(3)
+        for i in range(4)
         if rows.nth(i).locator("td").nth(6).inner_text() == "yes"
     }
     assert claimed == set(outcome["claimed"])
+    # The two Sybil clones are flagged by SybilWall, with the reason, and earn nothing.
+    flagged = page.locator("[data-testid=submissions] tr.status-flagged")
+    assert flagged.count() == 2
+    assert "similarity weight 0" in flagged.first.locator(".reason").inner_text()
+    assert {flagged.nth(i).get_attribute("data-trainer") for i in range(2)} == set(
+        outcome["trainers"][2:]
+    )
     assert "%" in page.locator("[data-testid=accuracy-chart] svg").inner_html()
-    assert page.locator("[data-testid=reward-chart] rect").count() == 3
-    assert page.locator("[data-testid=heatmap] rect").count() == 9
+    assert page.locator("[data-testid=reward-chart] rect").count() == 4
+    assert page.locator("[data-testid=heatmap] rect").count() == 16
     report_href = page.get_attribute("[data-testid=download-report]", "href")
     report = httpx.get(stack.url + report_href, timeout=30).json()
     assert report["format"] == "market-report/1" and report["project_id"] == pid
@@ -146,4 +154,45 @@ def test_round_view_verify_button_reports_an_outcome(page, stack: DevStack, fini
         "el => !el.textContent.includes('re-executing')", arg=result.element_handle()
     )
     text = result.inner_text()
-    assert "verified" in text or "FAILED" in text or "verification is not available" in text
+    assert "verified in" in text and '"ok": true' in text
+
+
+# An EIP-1193 provider as a wallet extension injects it, forwarding to the dev chain's RPC
+# (anvil signs for its unlocked dev accounts, as a wallet would after the user approves).
+WALLET = """
+window.ethereum = {
+  isTestWallet: true,
+  async request({ method, params }) {
+    if (method === "eth_requestAccounts") method = "eth_accounts";
+    const r = await fetch(RPC, { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: Date.now(), method, params: params || [] }) });
+    const body = await r.json();
+    if (body.error) throw new Error(body.error.message);
+    return body.result;
+  },
+};
+"""
+
+
+def test_browser_wallet_signs_create_project(page, stack: DevStack) -> None:
+    page.add_init_script(WALLET.replace("RPC", repr(stack.node.rpc_url)))
+    before = len(projects(stack))
+    open_page(page, stack, "#/new")
+    page.click("text=Connect wallet")
+    wallet = dev_accounts(stack.market.w3)[0].address
+    page.wait_for_selector(f"text=Wallet {wallet[:6]}")
+    page.fill("input[name=hidden]", "8")
+    page.click("[data-testid=publish-spec]")
+    page.wait_for_selector("[data-testid=published-cid]")
+    page.click("[data-testid=create-project]")
+    error = page.locator("[data-testid=create-result] [data-testid=error]").inner_text()
+    assert "aggregator's address" in error  # a wallet project names its aggregator
+    page.fill("input[name=aggregator]", dev_accounts(stack.market.w3)[2].address)
+    page.click("[data-testid=create-project]")
+    page.wait_for_selector("[data-testid=tx-ok]")
+    assert len(projects(stack)) == before + 1
+    page.click("[data-testid=new-project-link]")
+    page.wait_for_selector("[data-testid=project-view]")
+    assert projects(stack)[-1]["owner"] == wallet
+    page.click("nav >> text=Transactions")
+    assert "mined" in page.locator("[data-testid=tx-view] table").inner_text()
