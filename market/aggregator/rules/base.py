@@ -182,13 +182,17 @@ def weighted_sums(source: ChunkSource, coefficients: np.ndarray) -> np.ndarray:
     if c.ndim != 2 or c.shape[1] != source.n:
         raise AggregationError(f"need (r, {source.n}) coefficients, got shape {c.shape}")
     out = np.zeros((c.shape[0], source.d), dtype=np.float64)
+    used = np.flatnonzero(np.any(c != 0.0, axis=0))  # Krum needs one row, not n
     for col, q, s in source.chunks():
-        u = dequantize(q, s, source.block_size)
+        if len(used) == source.n:
+            u = dequantize(q, s, source.block_size)
+        else:
+            u = dequantize(q[used], s[used], source.block_size)
         for r in range(c.shape[0]):
             acc = out[r, col : col + u.shape[1]]
-            for i in range(source.n):
+            for k, i in enumerate(used):
                 if c[r, i] != 0.0:
-                    acc += c[r, i] * u[i]
+                    acc += c[r, i] * u[k]
     return out
 
 
