@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REWARD, World
+from conftest import REWARD, WINDOWS, World
 from sqlalchemy import select
 
 from market.aggregator.runner import AggregatorRunner
 from market.chain import RoundState
 from market.db import Database, ProjectChoice, Submission
+from market.owner import create_project
 from market.runtime import ServiceLog
+from market.storage import EmbeddedStore
+from market.trainer.model import ModelSpec
 from market.trainer.service import TrainerService
 
 pytestmark = pytest.mark.slow
@@ -112,4 +115,31 @@ def test_trainer_expires_an_abandoned_round_and_claims_its_share(world):
     assert env.market.is_claimed(pid, 1, env.accounts[2].address)
     assert any(r["event"] == "claimed_expired" for r in records)
     assert env.w3.eth.get_balance(env.accounts[2].address) > before
+    env.assert_escrow_balanced()
+
+
+def test_one_aggregator_and_trainer_serve_many_projects(world):
+    env = world.env
+    store = EmbeddedStore(world.store_path)
+    common = dict(
+        rounds=1,
+        reward_per_round_wei=REWARD,
+        windows=WINDOWS,
+        model=ModelSpec(hidden=(16,)),
+        training={"epochs": 1, "lr": 0.1, "batch_size": 64},
+    )
+    second = create_project(
+        env.market, store, env.owner, aggregator=env.aggregator.address, name="b", **common
+    ).project_id
+    foreign = create_project(
+        env.market, store, env.owner, aggregator=env.outsider.address, name="c", **common
+    ).project_id
+    logs = drive_round(world)
+    for pid in (world.project_id, second):
+        r = env.market.get_round(pid, 1)
+        assert r.state == RoundState.FINALIZED and r.reveals == len(TRAINERS)
+        assert all(env.market.is_claimed(pid, 1, env.accounts[i].address) for i in TRAINERS)
+    assert env.market.get_project(foreign).rounds_opened == 0  # not this aggregator's
+    finalized = sorted(r["project"] for r in logs["aggregator"] if r["event"] == "finalized")
+    assert finalized == [world.project_id, second]
     env.assert_escrow_balanced()
