@@ -9,8 +9,8 @@ by moving the dev chain's clock, so no time is spent waiting for them.
 
 Reported: the round's end-to-end overhead (open + commits + reveals with uploads +
 the aggregator's finalize pass), each phase, transactions per second, and the aggregator
-process's peak resident memory (measured with ``wait4`` on the aggregator process, next to
-the baseline of a process that only imports the service). Goal: ≤ 10 s at 100 trainers.
+process's peak resident memory (its VmHWM, next to the same figure once it had started and
+opened the round: the cost of imports and connections). Goal: ≤ 10 s at 100 trainers.
 
 Run: ``python -m benchmarks.round_scale [--quick]`` or ``run(quick)``; writes
 ``benchmarks/results/round_scale.json``.
@@ -52,7 +52,7 @@ GOAL_SECONDS = 10.0
 
 class _AggregatorProcess:
     """``market aggregator run --json`` left running through the round, as an operator would;
-    its JSON log lines are collected as they come, its peak RSS read with ``wait4``."""
+    its JSON log lines are collected as they come, its peak RSS read from /proc."""
 
     def __init__(self, config: Path) -> None:
         command = [sys.executable, "-c", "from market.cli import main; main()"]
@@ -88,23 +88,22 @@ class _AggregatorProcess:
                     raise RuntimeError(f"aggregator never logged {event!r}: {self.errors.read()}")
                 self._new.wait(min(left, 1.0))
 
+    def peak_rss_kib(self) -> int:
+        """The process's peak resident memory so far (VmHWM: since its exec, unlike
+        ``ru_maxrss``, which also counts the parent's pages before exec)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        return 0
+
     def stop(self) -> int:
-        """SIGTERM (a clean stop), then the process's peak RSS in KiB."""
+        """Peak RSS in KiB, then SIGTERM (a clean stop)."""
+        peak = self.peak_rss_kib()
         self.proc.send_signal(signal.SIGTERM)
-        _, status, usage = os.wait4(self.proc.pid, 0)
-        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.proc.wait(timeout=60)
         self._reader.join(timeout=10)
         self.errors.close()
-        return usage.ru_maxrss
-
-
-def _baseline_rss() -> int:
-    """Peak RSS (KiB) of a process that only imports the aggregator service."""
-    code = "import market.cli, market.aggregator.runner, market.trainer.local"
-    proc = subprocess.Popen([sys.executable, "-c", code])
-    _, _, usage = os.wait4(proc.pid, 0)
-    proc.returncode = 0
-    return usage.ru_maxrss
+        return peak
 
 
 def run(quick: bool = False, out_dir: Path | None = RESULTS) -> dict[str, Any]:
@@ -180,6 +179,7 @@ def run(quick: bool = False, out_dir: Path | None = RESULTS) -> dict[str, Any]:
         try:
             opened = aggregator.wait_for("opened")
             phases["open"] = round(opened["ts"] - aggregator.wait_for("started")["ts"], 3)
+            baseline_kib = aggregator.peak_rss_kib()  # imported, connected, round opened
             number = opened["round"]
 
             with ThreadPoolExecutor(WORKERS) as pool:
@@ -198,7 +198,6 @@ def run(quick: bool = False, out_dir: Path | None = RESULTS) -> dict[str, Any]:
         finally:
             peak_kib = aggregator.stop()
         wall = time.perf_counter() - started
-        baseline_kib = _baseline_rss()
         chain_round = market.get_round(pid, number)
         overhead = round(sum(v for k, v in phases.items() if k != "finalize_only"), 3)
         prefetched = sum(r["event"] == "update" and r.get("ok", False) for r in aggregator.records)
@@ -218,7 +217,7 @@ def run(quick: bool = False, out_dir: Path | None = RESULTS) -> dict[str, Any]:
             "updates_prefetched_during_reveals": prefetched,
             "commit_tx_per_s": round(n / phases["commits"], 1),
             "aggregator_peak_rss_mib": round(peak_kib / 1024, 1),
-            "baseline_process_rss_mib": round(baseline_kib / 1024, 1),
+            "aggregator_rss_after_open_mib": round(baseline_kib / 1024, 1),
             "accepted": finalized["accepted"],
             "finalized": chain_round.state.name,
             "wall_incl_process_start_s": round(wall, 3),

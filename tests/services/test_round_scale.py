@@ -15,4 +15,4 @@ def test_quick_round_scale_finalizes_every_update(tmp_path):
     assert result["finalized"] == "FINALIZED"
     assert result["accepted"] == result["trainers"] == 10
     assert result["transactions"] == 22 and result["tx_per_s"] > 0
-    assert result["aggregator_peak_rss_mib"] >= result["baseline_process_rss_mib"] * 0.9
+    assert result["aggregator_peak_rss_mib"] >= result["aggregator_rss_after_open_mib"] > 0
