@@ -3,6 +3,7 @@
 
 import { api, errorBox, eth, h, short, shortCid } from "./api.js";
 import { barChart, heatMap, lineChart } from "./charts.js";
+import { signer } from "./wallet.js";
 
 const PHASES = {
   unopened: "not opened",
@@ -44,6 +45,8 @@ export async function projectView(id, selectedRound) {
     h("p", { class: "muted" }, "Spec ", download(p.spec_cid, "spec.json", p.spec_cid, "download-spec"),
       p.cancelled ? h("strong", { class: "bad" }, " · cancelled") : ""),
   );
+
+  root.append(ownerActions(p));
 
   const timeline = h("ol", { class: "timeline", "data-testid": "timeline" });
   p.round_list.forEach((r) => {
@@ -166,4 +169,35 @@ function verifyBox(projectId, number, phase) {
   return h("div", { class: "panel" }, h("h4", {}, "Verification"),
     h("p", { class: "muted" }, `Same check as \`market verify --project ${projectId} --round ${number}\`.`),
     button, out);
+}
+
+// Cancel (stops unopened rounds) and refund (returns what no round can pay) for the owner.
+function ownerActions(p) {
+  const out = h("div", { "data-testid": "owner-result" });
+  const box = h("div", { class: "owner-actions", "data-testid": "owner-actions" });
+  const isOwner = signer.address && signer.address.toLowerCase() === p.owner.toLowerCase();
+  if (!isOwner) {
+    box.append(h("span", { class: "muted" }, `Owner actions need the owner's account (${short(p.owner)}).`));
+    return box;
+  }
+  if (signer.kind !== "dev") {
+    box.append(h("span", { class: "muted" }, "Cancel and refund from a browser wallet: use `market owner cancel|refund`."));
+    return box;
+  }
+  const send = (action, label) => h("button", { type: "button", class: "secondary", "data-testid": action,
+    onclick: async (ev) => {
+      if (action === "cancel" && !confirm("Cancel the project? Rounds not yet opened will never open.")) return;
+      ev.target.disabled = true;
+      out.replaceChildren(h("span", { class: "muted" }, `sending ${label}…`));
+      try {
+        const tx = await api(`/api/projects/${p.id}/${action}`, { method: "POST", body: { account: signer.address } });
+        out.replaceChildren(h("div", { class: "ok" }, `${tx.action} mined in block ${tx.block}: `, h("code", {}, tx.tx_hash)));
+      } catch (err) {
+        out.replaceChildren(errorBox(err));
+      } finally {
+        ev.target.disabled = false;
+      }
+    } }, label);
+  box.append(send("cancel", "Cancel project"), " ", send("refund", "Refund unallocated"), out);
+  return box;
 }

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import requests
 from fastapi import Body, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -65,6 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if isinstance(exc, ChainError):
             return _error(503, exc)
         return _error(400, exc)
+
+    @app.exception_handler(requests.exceptions.ConnectionError)
+    async def chain_down(_: Request, exc: Exception) -> JSONResponse:
+        return _error(503, ChainError(f"chain unreachable at {settings.rpc_url}: {exc}"))
 
     # -- health and accounts ----------------------------------------------------------
 

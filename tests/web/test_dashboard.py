@@ -196,3 +196,32 @@ def test_browser_wallet_signs_create_project(page, stack: DevStack) -> None:
     assert projects(stack)[-1]["owner"] == wallet
     page.click("nav >> text=Transactions")
     assert "mined" in page.locator("[data-testid=tx-view] table").inner_text()
+
+
+def test_owner_cancels_then_refunds_from_the_project_page(page, stack: DevStack) -> None:
+    owner = dev_accounts(stack.market.w3)[1].address
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        spec = client.post("/api/specs", json={"name": "to cancel", "hidden": [8]}).json()
+        pid = client.post(
+            "/api/projects",
+            json={
+                "account": owner,
+                "spec_cid": spec["spec_cid"],
+                "rounds": 3,
+                "reward_per_round_eth": "2",
+                "submission_window": 60,
+                "reveal_window": 60,
+                "finalize_window": 600,
+            },
+        ).json()["project_id"]
+    page.on("dialog", lambda dialog: dialog.accept())
+    open_page(page, stack, f"#/project/{pid}")
+    assert page.locator("[data-testid=escrow]").inner_text().endswith("6 ETH")
+    page.click("[data-testid=cancel]")
+    page.wait_for_selector("[data-testid=round-1][data-phase=cancelled]")  # live re-render
+    page.click("[data-testid=refund]")
+    page.wait_for_selector("[data-testid=escrow]:has-text('0 ETH')")
+    assert stack.market.get_project(pid).cancelled
+    page.click("[data-testid=refund]")  # nothing left: the revert is shown by name
+    error = page.locator("[data-testid=owner-result] [data-testid=error]").inner_text()
+    assert "NothingToRefund" in error
