@@ -85,7 +85,14 @@ class Service:
             Database(config.database_url()) if config.db_url else Database.at(Path(config.data_dir))
         )
         self.account = signing_account(config, self.w3, self.role)
-        self.guard = TxGuard(self.db, self.w3, self.market.address, self.account.address, self.role)
+        self.guard = TxGuard(
+            self.db,
+            self.w3,
+            self.market.address,
+            self.account.address,
+            self.role,
+            confirmations=config.confirmations,
+        )
         self._stop = False
 
     @property

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 from web3.middleware import Web3Middleware
 
 from market.db.models import Intent
@@ -64,9 +65,11 @@ class TxGuard:
         *,
         settle_timeout: float = 300.0,
         poll: float = 0.2,
+        confirmations: int = 0,
     ) -> None:
         self.db, self.w3, self.contract, self.account, self.role = db, w3, contract, account, role
         self.settle_timeout, self.poll = settle_timeout, poll
+        self.confirmations = confirmations
 
     def _row(self, s: Any, action: str, project_id: int, round_number: int) -> Intent | None:
         return s.scalar(
@@ -119,8 +122,40 @@ class TxGuard:
             raise
         finally:
             _armed = None
-        self._mark(action, project_id, round_number, "done", getattr(result, "tx_hash", None))
+        tx_hash = _tx_hash_of(result)
+        if tx_hash and self.confirmations:
+            self._confirm(tx_hash, action)
+        self._mark(action, project_id, round_number, "done", tx_hash)
         return result
+
+    def _confirm(self, tx_hash: str, action: str) -> None:
+        """Wait until ``confirmations`` blocks sit on the transaction's block; on the dev
+        chain (which mines only on demand) mine them. Raises if a reorg dropped it."""
+        from market.chain import DEV_CHAIN_ID, mine
+
+        started = time.monotonic()
+        while True:
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                receipt = None
+            if receipt is None:
+                raise ChainError(
+                    f"the {action} transaction {tx_hash} left the chain (reorg) before "
+                    f"{self.confirmations} confirmations: the service will check and resend"
+                )
+            depth = self.w3.eth.block_number - int(receipt["blockNumber"])
+            if depth >= self.confirmations:
+                return
+            if self.w3.eth.chain_id == DEV_CHAIN_ID:
+                mine(self.w3, self.confirmations - depth)
+                continue
+            if time.monotonic() - started > self.settle_timeout:
+                raise ChainError(
+                    f"{action} transaction {tx_hash} has {depth} of {self.confirmations} "
+                    f"confirmations after {self.settle_timeout:g}s: is the chain producing blocks?"
+                )
+            time.sleep(self.poll)
 
     def _settle(self, nonce: int, action: str) -> None:
         """Wait while a transaction with ``nonce`` (or before) is still pending."""
@@ -147,3 +182,14 @@ class TxGuard:
                 row.status = status
                 if tx:
                     row.tx_hash = tx
+
+
+def _tx_hash_of(result: Any) -> str | None:
+    """The transaction hash inside what a send returned (TxResult, (id, TxResult), outcome)."""
+    if isinstance(result, tuple) and result:
+        result = result[-1]
+    inner = getattr(result, "finalize_tx", None)
+    if inner is not None:
+        result = inner
+    tx_hash = getattr(result, "tx_hash", None)
+    return tx_hash if isinstance(tx_hash, str) else None

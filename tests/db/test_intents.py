@@ -60,3 +60,22 @@ def test_pending_transaction_of_a_crashed_attempt_is_awaited(market_env, tmp_pat
         w3.provider.make_request("evm_setAutomine", [True])
     assert sent == []
     db.dispose()
+
+
+def test_confirmations_are_awaited_and_recorded(market_env, tmp_path):
+    env, w3 = market_env, market_env.w3
+    db = Database(f"sqlite:///{tmp_path / 'i.db'}")
+    guard = TxGuard(db, w3, env.market.address, env.owner.address, "owner", confirmations=3)
+    project_id = env.create_project()
+    result = guard.run(
+        "cancel",
+        project_id,
+        0,
+        lambda: env.market.get_project(project_id).cancelled,
+        lambda: env.market.cancel_project(env.owner, project_id),
+    )
+    assert w3.eth.block_number - result.block_number >= 3
+    with db.session() as s:
+        row = s.query(Intent).one()
+    assert (row.status, row.tx_hash) == ("done", result.tx_hash)
+    db.dispose()
