@@ -5,7 +5,9 @@ from market.spec import ProjectSpec, canonical_json
 
 
 def test_spec_round_trip_is_byte_stable():
-    spec = ProjectSpec(name="p", model={"kind": "mlp"}, layout=[["w", [2, 3]]], initial_model="bafk")
+    spec = ProjectSpec(
+        name="p", model={"kind": "mlp"}, layout=[["w", [2, 3]]], initial_model="bafk"
+    )
     data = spec.to_bytes()
     assert ProjectSpec.from_bytes(data) == spec
     assert ProjectSpec.from_bytes(data).to_bytes() == data
