@@ -103,7 +103,7 @@ async function roundView(p, number) {
       h("td", {}, s.status, s.reason ? h("div", { class: "reason" }, s.reason) : ""),
       h("td", { class: "num" }, s.score_points ?? "–"),
       h("td", { class: "num" }, s.reward_wei === null ? "–" : eth(s.reward_wei, 6)),
-      h("td", { class: s.claimed ? "good" : "muted" }, s.reward_wei === null || s.reward_wei === "0" ? "–" : s.claimed ? "yes" : "no")));
+      h("td", { class: s.claimed ? "good" : "muted" }, s.reward_wei === null || s.reward_wei === "0" ? "–" : s.claimed === null ? "?" : s.claimed ? "yes" : "no")));
   });
   if (!r.submissions.length) body.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No submissions yet.")));
   table.append(body);

@@ -6,6 +6,7 @@ chain holds) for who contributed what. Wei amounts are decimal strings, as in th
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -198,12 +199,13 @@ def round_detail(svc: Services, project_id: int, number: int) -> dict[str, Any]:
                         "coefficient": s.coefficient,
                         "score_points": s.score_points,
                         "reward_wei": str(s.reward_wei),
-                        "claimed": svc.market.is_claimed(project_id, number, s.trainer),
+                        "claimed": claimed_or_none(svc, project_id, number, s.trainer),
                     }
                 )
         except MarketError as exc:
             out["report_error"] = str(exc)
     if not report_ok:
+        rows = []
         for trainer in sorted(committed):
             digest = revealed.get(trainer)
             rows.append(
@@ -222,6 +224,17 @@ def round_detail(svc: Services, project_id: int, number: int) -> dict[str, Any]:
     out["submissions"] = rows
     out["evidence"] = evidence
     return out
+
+
+def claimed_or_none(svc: Services, project_id: int, number: int, trainer: str) -> bool | None:
+    """Whether a reward was claimed; None (shown as '?') when the node fails twice to answer."""
+    for attempt in range(2):
+        try:
+            return svc.market.is_claimed(project_id, number, trainer)
+        except Exception:  # noqa: BLE001 - a transient RPC error must not hide the report
+            if attempt == 0:
+                time.sleep(0.2)
+    return None
 
 
 def similarity(svc: Services, project_id: int, number: int) -> dict[str, Any]:

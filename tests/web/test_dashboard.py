@@ -76,7 +76,15 @@ def test_owner_creates_a_project_and_watches_a_round_finish_live(page, stack: De
 
     # No reload: the server-sent events make the page re-render.
     page.wait_for_selector("[data-testid=round-1][data-phase=finalized]", timeout=30_000)
-    page.wait_for_selector("[data-testid=submissions] tbody tr[data-trainer]")
+    # Renders follow the chain's events; wait for the one after the last claim.
+    page.wait_for_function(
+        """n => {
+          const rows = [...document.querySelectorAll('[data-testid=submissions] tr[data-trainer]')];
+          return rows.filter(r => r.classList.contains('status-flagged')).length === 2
+            && rows.filter(r => r.cells[6].textContent === 'yes').length === n;
+        }""",
+        arg=len(outcome["claimed"]),
+    )
     rows = page.locator("[data-testid=submissions] tbody tr[data-trainer]")
     assert rows.count() == 4
     claimed = {
