@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 
 if [ ! -x /usr/bin/chromium ]; then
+  export DEBIAN_FRONTEND=noninteractive
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   if ! $SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; then
@@ -14,7 +15,7 @@ if [ ! -x /usr/bin/chromium ]; then
     $SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null
   fi
 fi
-/usr/bin/chromium --version
+/usr/bin/chromium --version 2>/dev/null
 
 if ! "$PY" -c "import playwright" >/dev/null 2>&1; then
   # Never `playwright install`: the tests launch /usr/bin/chromium.
