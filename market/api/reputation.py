@@ -13,63 +13,38 @@ from typing import Any
 
 from market.chain import ZERO32
 from market.errors import MarketError
-from market.reputation import ReputationBook, epoch_of, normalise_address, policy_from_spec
+from market.reputation import ReputationBook, normalise_address
 
 from .state import Services
 
 
 class ReputationView:
-    """The market's reputation book, caught up with the chain on each read."""
+    """The market's reputation book, caught up with the chain on each read.
 
-    def __init__(self, svc: Services, walks_per_seed: int = 2_000) -> None:
+    It is the same :class:`ReputationIndexer` (same MeritRank parameters, same stored log)
+    that the aggregator's admission uses, so the page shows the reputations that decide.
+    """
+
+    def __init__(self, svc: Services) -> None:
         self.svc = svc
-        self.book = ReputationBook(walks_per_seed=walks_per_seed)
-        self.next_block = 0
-        self.skipped: list[str] = []  # rounds whose report could not be read, and why
+        self._indexer: Any = None
         self._lock = threading.Lock()
 
     def sync(self) -> ReputationBook:
-        """Feed events from blocks not seen yet (in block order) into the book."""
+        """Index blocks not seen yet, then return the book."""
+        from market.reputation.indexer import ReputationIndexer
+
         with self._lock:
-            market = self.svc.market
-            head = self.svc.w3.eth.block_number
-            if head < self.next_block:
-                return self.book
-            created = market.events("ProjectCreated", self.next_block, head)
-            finalized = market.events("RoundFinalized", self.next_block, head)
-            for ev in sorted(
-                created + finalized, key=lambda e: (e["block_number"], e["log_index"])
-            ):
-                if ev["event"] == "ProjectCreated":
-                    self._add_project(ev)
-                else:
-                    self._add_round(ev)
-            self.next_block = head + 1
-            return self.book
+            if self._indexer is None:
+                self._indexer = ReputationIndexer(self.svc.market, self.svc.store, self.svc.db)
+            self._indexer.sync()
+            return self._indexer.book
 
-    def _add_project(self, ev: dict[str, Any]) -> None:
-        args = ev["args"]
-        policy = None
-        try:
-            _, spec = self.svc.spec(args["spec_digest"])
-            policy = policy_from_spec(spec.admission)
-        except MarketError as exc:
-            self.skipped.append(f"project {args['project_id']}: spec unreadable ({exc})")
-        self.book.add_project(int(args["project_id"]), args["owner"], policy)
-
-    def _add_round(self, ev: dict[str, Any]) -> None:
-        args = ev["args"]
-        pid, number = int(args["project_id"]), int(args["round"])
-        if args["rewards_root"] == ZERO32 or int(args["total"]) == 0:
-            return  # nobody was paid: no feedback edge
-        try:
-            _, report = self.svc.report(args["report_digest"])
-            stamp = self.svc.w3.eth.get_block(ev["block_number"])["timestamp"]
-            self.book.record_rewards(
-                pid, number, dict(report.rewards()), epoch_of(stamp), args["rewards_root"]
-            )
-        except MarketError as exc:
-            self.skipped.append(f"project {pid} round {number}: {exc}")
+    @property
+    def skipped(self) -> list[str]:
+        if self._indexer is None:
+            return []
+        return [str(s.get("reason", s)) for s in self._indexer.skipped]
 
     # -- views ----------------------------------------------------------------------------
 

@@ -199,3 +199,33 @@ def test_wallet_gets_an_unsigned_create_transaction(
     assert (
         tx["value"] == hex(5 * 10**17) and tx["data"].startswith("0x") and tx["chainId"] == "0x7a69"
     )
+
+
+def test_meritrank_admission_shows_admitted_and_refused(
+    stack: DevStack, client: TestClient, finished: dict, owner: str
+) -> None:
+    """Same owner, second project with top-2 + 1 newcomer: established trainers compete on
+    the reputation the first project's rewards gave them; newcomers draw the quota."""
+    from market.aggregator.service import Aggregator
+    from market.db import Database
+    from market.reputation.commands import apply, open_round
+
+    policy = {"policy": "meritrank", "top_k": 2, "newcomer_quota": 1}
+    created = create(client, owner, spec={"admission": policy})
+    assert created.status_code == 200, created.text
+    pid = created.json()["project_id"]
+    accounts = dev_accounts(stack.market.w3)
+    db = Database.at(stack.data_dir)
+    applicants = [a for a in accounts if a.address in finished["trainers"]] + accounts[7:9]
+    for account in applicants:
+        apply(stack.market, db, account, pid, None)
+    aggregator = Aggregator(stack.market, client.app.state.services.store, accounts[2], db)
+    number, _, _ = open_round(aggregator, stack.market, aggregator.store, db, pid)
+
+    adm = client.get(f"/api/projects/{pid}/admission/{number}").json()
+    assert not adm["open"] and adm["root_matches_chain"]
+    assert len(adm["decided"]) == 3 and len(adm["newcomers"]) == 1
+    reasons = sorted(adm["refused"].values())
+    assert len(reasons) == 2
+    assert "newcomer quota" in reasons[0] and "not in the top 2" in reasons[1]
+    assert adm["policy"]["top_k"] == 2
