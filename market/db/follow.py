@@ -44,11 +44,19 @@ class Follower:
         self.start_block = start_block
         self.warn = warn or log.warning
         self.chain_id = market.w3.eth.chain_id
+        self.genesis = "0x" + bytes(market.w3.eth.get_block(0)["hash"]).hex()
         cursor = self._cursor()
         if cursor is not None and cursor.chain_id != self.chain_id:
             raise ChainChanged(
                 f"this database followed {market.address} on chain {cursor.chain_id}, but the node "
                 f"reports chain {self.chain_id}: use another database (--db-url / --data-dir)"
+            )
+        if cursor is not None and cursor.genesis_hash not in (None, self.genesis):
+            raise ChainChanged(
+                "the node runs a new chain (genesis block "
+                f"{self.genesis[:12]}…, this database followed {cursor.genesis_hash[:12]}…): the "
+                "dev chain was restarted. Its projects and rounds are not the ones recorded "
+                "here: start the service with a fresh database (--db-url / --data-dir)"
             )
         self.indexer = EventIndexer(
             market,
@@ -129,3 +137,4 @@ class Follower:
                 s.add(row)
             row.next_block = self.indexer.next_block
             row.last_block, row.last_hash = last_block, last_hash
+            row.genesis_hash = self.genesis

@@ -94,6 +94,7 @@ class ServiceCursor(Base):
     next_block: Mapped[int] = mapped_column(BigInteger)
     last_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    genesis_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
 
 
 class Intent(Base):

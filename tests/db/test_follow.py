@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from market.chain import revert, snapshot
-from market.db import Database
+from market.db import Database, ServiceCursor
 from market.db.follow import ChainChanged, Follower
 
 
@@ -55,4 +55,17 @@ def test_a_chain_without_the_contract_is_a_clear_error(market_env, tmp_path):
             follower.poll()
     finally:
         env.w3.provider.make_request("anvil_setCode", [env.market.address, "0x" + code.hex()])
+    db.dispose()
+
+
+def test_a_restarted_dev_chain_is_refused_with_a_clear_message(market_env, tmp_path):
+    env = market_env
+    db = Database(f"sqlite:///{tmp_path / 'f.db'}")
+    follower = Follower(db, env.market, "t")
+    follower.poll()
+    follower.save()
+    with db.session() as s:  # as if this database had followed an earlier anvil
+        s.query(ServiceCursor).one().genesis_hash = "0x" + "11" * 32
+    with pytest.raises(ChainChanged, match="dev chain was restarted"):
+        Follower(db, env.market, "t")
     db.dispose()

@@ -10,7 +10,7 @@ every update is in the round, every reward is claimed and the escrow balances.
 from __future__ import annotations
 
 import pytest
-from conftest import World, run_cli
+from service_helpers import World, run_cli
 from test_services import TRAINERS, advance_past, run
 
 from market.aggregator.runner import AggregatorRunner

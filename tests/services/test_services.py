@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REWARD, WINDOWS, World
+from service_helpers import REWARD, WINDOWS, World
 from sqlalchemy import select
 
 from market.aggregator.runner import AggregatorRunner
