@@ -233,3 +233,44 @@ def test_owner_cancels_then_refunds_from_the_project_page(page, stack: DevStack)
     page.click("[data-testid=refund]")  # nothing left: the revert is shown by name
     error = page.locator("[data-testid=owner-result] [data-testid=error]").inner_text()
     assert "NothingToRefund" in error
+
+
+def test_reputation_view_lists_refused_applicants_with_reasons(
+    page, stack: DevStack, finished
+) -> None:
+    from market.aggregator.service import Aggregator
+    from market.db import Database
+    from market.reputation.commands import apply, open_round
+    from market.storage import open_store
+
+    accounts = dev_accounts(stack.market.w3)
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        admission = {"policy": "meritrank", "top_k": 1, "newcomer_quota": 1}
+        spec = client.post(
+            "/api/specs", json={"name": "gated", "hidden": [8], "admission": admission}
+        ).json()
+        pid = client.post(
+            "/api/projects",
+            json={
+                "account": accounts[1].address,
+                "spec_cid": spec["spec_cid"],
+                "rounds": 1,
+                "reward_per_round_eth": "1",
+                "submission_window": 60,
+                "reveal_window": 60,
+                "finalize_window": 600,
+            },
+        ).json()["project_id"]
+    db = Database.at(stack.data_dir)
+    for account in [a for a in accounts if a.address in finished["trainers"][:2]] + accounts[8:10]:
+        apply(stack.market, db, account, pid, None)
+    store = open_store("embedded", stack.data_dir)
+    open_round(Aggregator(stack.market, store, accounts[2], db), stack.market, store, db, pid)
+
+    open_page(page, stack, "#/reputation")
+    panel = page.locator(f"[data-testid=admission-{pid}-1]")
+    assert "admission root" in panel.inner_text()
+    refused = panel.locator("[data-testid=refused] tbody tr")
+    assert refused.count() == 2
+    text = panel.locator("[data-testid=refused]").inner_text()
+    assert "not in the top 1" in text and "newcomer quota" in text
