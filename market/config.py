@@ -5,6 +5,23 @@ file given with ``--config``, defaults. The same ``MARKET_*`` names as the one-s
 (``MARKET_RPC_URL``, ``MARKET_DB_URL``, ``MARKET_PRIVATE_KEY``…) apply. Secrets (private
 key, keystore password, a database password inside the URL) are ``SecretStr`` or masked:
 :meth:`ServiceConfig.show` never returns them in clear.
+
+A file may hold both services' settings; each reads the top level and its own section::
+
+    rpc_url = "http://127.0.0.1:8545"
+    db_url = "postgresql+psycopg://market@127.0.0.1:5432/market"
+    confirmations = 2
+
+    [trainer]
+    model_kinds = ["mlp"]
+    data_schemas = ["digits-8x8"]
+    min_reward = "0.1"          # ETH per round
+    data = "/srv/trainer/data"  # 'digits', a .npz/.csv file or a directory of them
+    # loader = "mypkg.data:load"  (called with the project spec, returns a Dataset)
+
+    [aggregator]
+    projects = [1, 4]
+    round_interval = 60.0
 """
 
 from __future__ import annotations

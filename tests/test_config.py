@@ -59,3 +59,16 @@ def test_config_show_masks_every_secret(tmp_path, monkeypatch):
     assert shown["private_key"] == "***" and shown["keystore_password"] == "***"
     assert shown["db_url"] == "postgresql+psycopg://svc:***@127.0.0.1:5432/m"
     assert shown["kind"] == "trainer"
+
+
+def test_the_documented_example_file_is_valid(tmp_path):
+    import textwrap
+
+    import market.config
+
+    doc = market.config.__doc__
+    example = textwrap.dedent(doc.split("::\n", 1)[1])
+    path = write(tmp_path, example)
+    trainer = load_config(TrainerConfig, path)
+    assert trainer.confirmations == 2 and trainer.data_schemas == ["digits-8x8"]
+    assert load_config(AggregatorConfig, path).projects == [1, 4]
