@@ -49,9 +49,9 @@ def test_a_whole_round_through_the_cli(chain):
         "--reward-per-round",
         "0.5",
         "--submission-window",
-        "100",
+        "3600",
         "--reveal-window",
-        "100",
+        "3600",
         "--hidden",
         "16",
         *common,
@@ -106,12 +106,12 @@ def test_a_whole_round_through_the_cli(chain):
         if details[0]["commits"] == 2:
             break
         time.sleep(0.2)
-    as_json("dev", "advance", "120", "--rpc-url", rpc)
+    as_json("dev", "advance", "3700", "--rpc-url", rpc)
     stdout, stderr = waiting.communicate(timeout=300)
     assert waiting.returncode == 0, stderr[-3000:]
     assert json.loads(stdout)["reveal_tx"]
     assert as_json("trainer", "reveal", "--project", "1", "--account", "4", *common)["reveal_tx"]
-    as_json("dev", "advance", "120", "--rpc-url", rpc)
+    as_json("dev", "advance", "3700", "--rpc-url", rpc)
 
     finalized = as_json("aggregator", "run-round", "--project", "1", *common)
     assert finalized["finalize_tx"] and finalized["total_wei"] > 0
