@@ -15,7 +15,8 @@ from typing import Any
 from rich.console import Console
 
 from market.config import DEV_CHAIN_ID, ServiceConfig, signing_account
-from market.errors import ConfigError
+from market.db.follow import ChainChanged
+from market.errors import ChainError, ConfigError
 
 
 class ServiceLog:
@@ -119,10 +120,22 @@ class Service:
         self.log.event(
             "started", role=self.role, account=self.account.address, contract=self.market.address
         )
-        actions = passes = 0
+        actions = passes = failures = 0
         try:
             while not self._stop:
-                done = self.step()
+                try:
+                    done = self.step()
+                except ChainChanged:
+                    raise  # not transient: the operator must act
+                except (ChainError, OSError) as exc:  # node or network down for a while
+                    failures += 1
+                    if until_idle and failures >= 3:
+                        raise
+                    delay = min(30.0, self.config.poll_interval * 2**failures)
+                    self.log.warn(f"pass failed ({exc}); retrying in {delay:g}s")
+                    time.sleep(delay)
+                    continue
+                failures = 0
                 actions += done
                 passes += 1
                 if (until_idle and done == 0) or (max_passes and passes >= max_passes):

@@ -143,3 +143,23 @@ def test_one_aggregator_and_trainer_serve_many_projects(world):
     finalized = sorted(r["project"] for r in logs["aggregator"] if r["event"] == "finalized")
     assert finalized == [world.project_id, second]
     env.assert_escrow_balanced()
+
+
+def test_service_rides_out_a_node_outage(world):
+    class Flaky(AggregatorRunner):
+        calls = 0
+
+        def step(self) -> int:
+            self.calls += 1
+            if self.calls == 1:
+                raise ConnectionError("connection refused")  # the node restarting
+            return super().step()
+
+    log = ServiceLog()
+    service = Flaky(world.aggregator_config(), log)
+    try:
+        assert service.run(until_idle=True, max_passes=5) == 1  # opened round 1 after all
+    finally:
+        service.close()
+    assert any("retrying" in r.get("message", "") for r in log.records)
+    assert world.env.market.get_project(world.project_id).rounds_opened == 1
