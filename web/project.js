@@ -22,6 +22,16 @@ function download(cid, name, text, testid) {
     title: cid, "data-testid": testid }, text);
 }
 
+// Seconds left in the current window, by the chain's clock (the dev chain's can jump).
+function deadline(r, now) {
+  const until = { open: r.commit_deadline, reveal: r.reveal_deadline, submitted: r.finalize_deadline }[r.phase];
+  if (!until) return "";
+  const what = { open: "commits close", reveal: "reveals close", submitted: "must finalize" }[r.phase];
+  const left = until - now;
+  const text = left > 3600 ? `${Math.floor(left / 3600)} h ${Math.floor((left % 3600) / 60)} min` : `${left} s`;
+  return h("div", { class: "muted", "data-testid": `deadline-${r.round}` }, `${what} in ${text}`);
+}
+
 function card(title, value, testid) {
   return h("div", { class: "card", "data-testid": testid }, h("div", { class: "label" }, title),
     h("div", { class: "value" }, value));
@@ -55,6 +65,7 @@ export async function projectView(id, selectedRound) {
       h("div", { class: "round-no" }, `Round ${r.round}`),
       h("div", { class: "round-phase" }, PHASES[r.phase] ?? r.phase),
       r.reveals !== undefined ? h("div", { class: "muted" }, `${r.commits} commits · ${r.reveals} reveals`) : "",
+      deadline(r, p.chain_time),
       r.accuracy !== null && r.accuracy !== undefined
         ? h("div", { class: "acc" }, `accuracy ${(r.accuracy * 100).toFixed(1)}%`) : "");
     if (r.phase !== "unopened" && r.phase !== "cancelled") {

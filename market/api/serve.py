@@ -41,7 +41,13 @@ def serve(
         on_ready(f"listening on {host}: dev keys disabled (use a browser wallet)")
     if not dev_chain:
         on_ready(f"dashboard: http://{host}:{port}/ (chain {settings.rpc_url})")
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=3,
+        )
         return
     from .devstack import DevStack
 
@@ -57,7 +63,9 @@ def serve(
         )
         on_ready(f"dev chain {stack.node.rpc_url}, LearningMarket {stack.market.address}")
         on_ready(f"dashboard: http://{host}:{port}/ (data in {data_dir})")
-        uvicorn.run(create_app(dev), host=host, port=port, log_level="warning")
+        uvicorn.run(
+            create_app(dev), host=host, port=port, log_level="warning", timeout_graceful_shutdown=3
+        )
     finally:
         stack.stop()
         if scratch is not None:

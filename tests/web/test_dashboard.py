@@ -274,3 +274,36 @@ def test_reputation_view_lists_refused_applicants_with_reasons(
     assert refused.count() == 2
     text = panel.locator("[data-testid=refused]").inner_text()
     assert "not in the top 1" in text and "newcomer quota" in text
+
+
+def test_open_round_shows_its_window_and_live_commits(page, stack: DevStack) -> None:
+    from market.aggregator.service import Aggregator
+    from market.db import Database
+    from market.storage import open_store
+
+    accounts = dev_accounts(stack.market.w3)
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        spec = client.post("/api/specs", json={"name": "open round", "hidden": [8]}).json()
+        pid = client.post(
+            "/api/projects",
+            json={
+                "account": accounts[1].address,
+                "spec_cid": spec["spec_cid"],
+                "rounds": 1,
+                "reward_per_round_eth": "1",
+                "submission_window": 7200,
+                "reveal_window": 60,
+                "finalize_window": 600,
+            },
+        ).json()["project_id"]
+    store = open_store("embedded", stack.data_dir)
+    Aggregator(stack.market, store, accounts[2], Database.at(stack.data_dir)).open_round(pid)
+    open_page(page, stack, f"#/project/{pid}")
+    assert page.get_attribute("[data-testid=round-1]", "data-phase") == "open"
+    left = page.locator("[data-testid=deadline-1]").inner_text()
+    assert left in ("commits close in 2 h 0 min", "commits close in 1 h 59 min")
+    assert "No submissions yet" in page.locator("[data-testid=submissions]").inner_text()
+    # A trainer commits: the page follows without a reload.
+    stack.market.commit_update(accounts[5], pid, 1, b"\x11" * 32)
+    page.wait_for_selector("[data-testid=submissions] tr[data-trainer]")
+    assert "committed" in page.locator("[data-testid=submissions]").inner_text()
