@@ -163,3 +163,44 @@ def test_service_rides_out_a_node_outage(world):
         service.close()
     assert any("retrying" in r.get("message", "") for r in log.records)
     assert world.env.market.get_project(world.project_id).rounds_opened == 1
+
+
+def test_services_carry_a_project_through_consecutive_rounds(world):
+    env = world.env
+    pid = create_project(
+        env.market,
+        EmbeddedStore(world.store_path),
+        env.owner,
+        aggregator=env.aggregator.address,
+        rounds=2,
+        reward_per_round_wei=REWARD,
+        windows=WINDOWS,
+        name="two rounds",
+        model=ModelSpec(hidden=(16,)),
+        training={"epochs": 1, "lr": 0.1, "batch_size": 64},
+    ).project_id
+    agg = world.aggregator_config(projects=[pid])
+    trainers = [world.trainer_config(f"t{i}", i, projects=[pid]) for i in TRAINERS]
+
+    def trainers_pass():
+        for config in trainers:
+            run(TrainerService, config)
+
+    def past(number: int, which: str) -> None:
+        deadline = getattr(env.market.get_round(pid, number), f"{which}_deadline")
+        env.advance(deadline - env.now() + 1)
+
+    run(AggregatorRunner, agg)
+    for number in (1, 2):
+        trainers_pass()  # (claims the previous round and) trains + commits this one
+        past(number, "commit")
+        trainers_pass()
+        past(number, "reveal")
+        run(AggregatorRunner, agg)  # finalizes, then opens the next round
+    trainers_pass()
+    first, second = env.market.get_round(pid, 1), env.market.get_round(pid, 2)
+    assert second.global_model == first.new_model  # round 2 trained from round 1's model
+    for r in (first, second):
+        assert r.state == RoundState.FINALIZED and r.reveals == len(TRAINERS)
+        assert r.claimed == r.total > 0
+    env.assert_escrow_balanced()
