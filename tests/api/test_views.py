@@ -26,3 +26,15 @@ def round_in(state: RoundState) -> Round:
 )
 def test_phase_follows_the_deadlines(state: RoundState, now: int, expected: str) -> None:
     assert phase(round_in(state), now) == expected
+
+
+def test_unreachable_chain_is_reported_not_crashed() -> None:
+    from fastapi.testclient import TestClient
+
+    from market.api import Settings, create_app
+
+    client = TestClient(create_app(Settings(rpc_url="http://127.0.0.1:9")))
+    health = client.get("/api/health").json()
+    assert not health["ok"] and "http://127.0.0.1:9" in health["error"]
+    projects = client.get("/api/projects")
+    assert projects.status_code == 503 and "cannot reach" in projects.json()["error"]
