@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from service_helpers import REWARD, WINDOWS, World, backends
+from service_helpers import REWARD, WINDOWS, World
 
 from market.owner import create_project
 from market.storage import EmbeddedStore
 from market.trainer.model import ModelSpec
 
 
-@pytest.fixture(params=backends())
+@pytest.fixture(params=["sqlite"])
 def backend(request) -> str:
+    """SQLite; tests parametrized with ``backends()`` run on PostgreSQL too."""
     return request.param
 
 

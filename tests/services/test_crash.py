@@ -33,11 +33,6 @@ CRASHES = {
 }
 
 
-@pytest.fixture(params=["sqlite"])
-def backend(request) -> str:
-    return request.param
-
-
 def _stage(world: World, stage: str, crash_at: str | None) -> None:
     role = "aggregator" if stage in ("open", "finalize") else "trainer"
     if crash_at is not None and CRASHES[crash_at] == stage:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from service_helpers import REWARD, WINDOWS, World
+from service_helpers import REWARD, WINDOWS, World, backends
 from sqlalchemy import select
 
 from market.aggregator.runner import AggregatorRunner
@@ -55,6 +55,7 @@ def drive_round(world: World, trainer_extra: dict | None = None) -> dict[str, li
     return logs
 
 
+@pytest.mark.parametrize("backend", backends(), indirect=True)
 def test_round_runs_through_both_services(world):
     env, pid = world.env, world.project_id
     nonces = {i: env.w3.eth.get_transaction_count(env.accounts[i].address) for i in (1, *TRAINERS)}
@@ -118,6 +119,7 @@ def test_trainer_expires_an_abandoned_round_and_claims_its_share(world):
     env.assert_escrow_balanced()
 
 
+@pytest.mark.parametrize("backend", backends(), indirect=True)
 def test_one_aggregator_and_trainer_serve_many_projects(world):
     env = world.env
     store = EmbeddedStore(world.store_path)
