@@ -179,7 +179,8 @@ function verifyBox(projectId, number, phase) {
   });
   return h("div", { class: "panel" }, h("h4", {}, "Verification"),
     h("p", { class: "muted" }, `Same check as \`market verify --project ${projectId} --round ${number}\`.`),
-    button, out);
+    button, " ", h("a", { href: `/api/projects/${projectId}/rounds/${number}/verify`, target: "_blank",
+      "data-testid": "verify-link" }, "result as JSON"), out);
 }
 
 // Cancel (stops unopened rounds) and refund (returns what no round can pay) for the owner.

@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def similarity(project_id: int, number: int) -> dict[str, Any]:
         return views.similarity(svc, project_id, number)
 
-    @app.post("/api/projects/{project_id}/rounds/{number}/verify")
+    @app.api_route("/api/projects/{project_id}/rounds/{number}/verify", methods=["GET", "POST"])
     def verify(project_id: int, number: int) -> dict[str, Any]:
         return verify_round(svc, project_id, number)
 

@@ -179,6 +179,8 @@ def test_verify_endpoint_re_executes_the_round(client: TestClient, finished: dic
     body = r.json()
     assert body["ok"] is True and body["result"]["checks"]
     assert all(c["ok"] is not False for c in body["result"]["checks"])
+    link = client.get(f"/api/projects/{finished['project_id']}/rounds/1/verify")  # page's link
+    assert link.status_code == 200 and link.json()["ok"] is True
 
 
 def test_wallet_gets_an_unsigned_create_transaction(
