@@ -37,8 +37,6 @@ $SNARKJS zkey contribute "$BUILD/${NAME}_0.zkey" "$OUT/circuit.zkey" \
 $SNARKJS zkey export verificationkey "$OUT/circuit.zkey" "$OUT/verification_key.json"
 cp "$BUILD/${NAME}_js/$NAME.wasm" "$OUT/circuit.wasm"
 SOL=$ROOT/contracts/verifiers/ScoreSplitVerifier${N}x${K}.sol
-$SNARKJS zkey export solidityverifier "$OUT/circuit.zkey" "$SOL"
-# name the contract after its circuit and say its size, so the aggregator can find the files
-sed -i "s/contract Groth16Verifier {/contract ScoreSplitVerifier${N}x${K} {\n    uint256 public constant SLOTS = $N;\n    uint256 public constant SKETCH_DIM = $K;/" "$SOL"
-sed -i "s/^pragma solidity .*/pragma solidity ^0.8.24;/" "$SOL"
+# our own (MIT) verifier, generated from the verification key
+(cd "$ROOT" && .venv/bin/python -m market.proofs.verifier_gen "$OUT/verification_key.json" "$N" "$K") > "$SOL"
 echo "setup done: $OUT, $SOL"

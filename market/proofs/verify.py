@@ -29,6 +29,7 @@ from market.aggregator.scoring import score_details
 from market.aggregator.service import batch_of, fetch_valid, layout_of, load_spec, revealed_updates
 from market.chain import LearningMarket, RoundState
 from market.errors import MarketError
+from market.proofs import zk
 from market.proofs.merkle import MerkleTree
 from market.proofs.sketch import seed_block, sketch_commitment, sketches
 from market.storage import Store, decode_model, encode_model
@@ -188,7 +189,11 @@ def verify_round(
     )
     # -- exact: scores from the published coefficients and the exact Gram
     g = result.gram if result is not None and result.gram is not None else gram(batch)
-    details = score_details(coef, flags, g)
+    gate = None
+    if int(market.proof_verifier(project_id), 16) != 0:
+        fixed_c = zk.fixed_coefficients(list(coef), [f is not None for f in flags])
+        gate = zk.sketch_gate(zk.fixed_sketches(rows.tolist()), fixed_c)
+    details = score_details(coef, flags, g, gate)
     points = to_points([d.score for d in details])
     published_points = [e.score_points for e in entries]
     v.add(
@@ -205,7 +210,37 @@ def verify_round(
     else:
         aggregate = weighted_sum(batch, coef)
     _check_model(v, report, chain_round, _model_bytes(layout, global_flat + aggregate))
+    _check_proof(v, market, report, gate is not None)
     return v
+
+
+def _check_proof(v: Verification, market: LearningMarket, report: RoundReport, gated: bool) -> None:
+    """The on-chain proof's commitments are the report's, and the report's statement holds."""
+    if not gated:
+        return
+    events = market.events("RoundProven", project_id=report.project_id, round=report.round)
+    if not events:
+        v.add("score proof", False, "the project needs proofs but no RoundProven event exists")
+        return
+    on_chain = (events[-1]["args"]["sketch_commit"], events[-1]["args"]["score_commit"])
+    published = (
+        int(report.zk.get("sketch_commit", "0x0"), 16),
+        int(report.zk.get("score_commit", "0x0"), 16),
+    )
+    try:
+        circuit = zk.circuit_of_verifier(market.w3, market.proof_verifier(report.project_id))
+        recomputed = zk.commitments(zk.statement_of(report), circuit)
+    except MarketError as exc:
+        v.add("score proof", False, f"the report's statement does not hold: {exc}")
+        return
+    ok = on_chain == published == recomputed
+    v.add(
+        "score proof",
+        ok,
+        f"commitments {hex(on_chain[0])[:12]}…, {hex(on_chain[1])[:12]}… proven on chain"
+        if ok
+        else f"chain {on_chain}, report {published}, recomputed {recomputed}",
+    )
 
 
 def _model_bytes(layout, flat: np.ndarray) -> bytes:  # noqa: ANN001

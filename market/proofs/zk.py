@@ -272,3 +272,18 @@ def verify_offchain(proof: ScoreProof, circuit: Circuit) -> bool:
         except ProofError:
             return False
     return "OK" in out
+
+
+def commitments(statement: ScoreStatement, circuit: Circuit) -> tuple[int, int]:
+    """(sketchCommit, scoreCommit) of ``statement``, from the circuit's own witness
+    generator (no Poseidon reimplementation to drift); ProofError if the statement is false
+    (the generator checks every constraint)."""
+    circuit.require()
+    with tempfile.TemporaryDirectory(prefix="market-zk-") as tmp:
+        work = Path(tmp)
+        (work / "input.json").write_text(json.dumps(statement.inputs(circuit)))
+        wasm = str(circuit.path / "circuit.wasm")
+        _snarkjs("wtns", "calculate", wasm, "input.json", "w.wtns", cwd=work)
+        _snarkjs("wtns", "export", "json", "w.wtns", "w.json", cwd=work)
+        witness = json.loads((work / "w.json").read_text())
+    return int(witness[1]), int(witness[2])
