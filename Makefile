@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench lint install clean browser screenshots
 
 install: $(STAMP) node_modules/.stamp
 
@@ -21,7 +21,13 @@ node_modules/.stamp: package.json package-lock.json
 demo: install
 	$(VENV)/bin/market demo
 
-test: install
+browser: install
+	bash scripts/install-browser.sh
+
+screenshots: install browser
+	$(PY) scripts/screenshots.py --readme docs/dashboard.png
+
+test: install browser
 	bash scripts/install-ipfs.sh
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
