@@ -1,4 +1,6 @@
-"""Proofs: Merkle trees (rewards, admission); round transcripts and ZK proofs later."""
+"""Proofs: Merkle trees (rewards, admission), chain-seeded sketches of updates
+(:mod:`.sketch`), re-execution of finalized rounds (:mod:`.verify`, ``market verify``) and
+the Groth16 proof of the reward split checked on chain (:mod:`.zk`, :mod:`.verifier_gen`)."""
 
 from market.proofs.merkle import MerkleTree, address_leaf, hash_pair, leaf_hash, reward_leaf
 
