@@ -61,6 +61,7 @@ class RoundReport:
     sketch_seed_block: int | None = None
     sketch_seed: str | None = None
     sketch_commitment: str | None = None
+    gram_digest: str | None = None
     zk: dict[str, Any] = field(default_factory=dict)
 
     def rewards(self) -> list[tuple[str, int]]:

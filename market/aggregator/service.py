@@ -12,6 +12,7 @@ reconciled, never finalized twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, replace
 
@@ -78,6 +79,12 @@ def revealed_updates(
     """Trainer address → revealed update digest, from the chain's ``UpdateRevealed`` events."""
     events = market.events("UpdateRevealed", project_id=project_id, round=round_number)
     return {ev["args"]["trainer"]: ev["args"]["update_digest"] for ev in events}
+
+
+def gram_digest(g: np.ndarray) -> str:
+    """sha256 of the exact Gram matrix's float64 big-endian bytes: lets ``market verify``
+    check the Gram bit for bit without publishing n² numbers."""
+    return "0x" + hashlib.sha256(np.ascontiguousarray(g, dtype=">f8").tobytes()).hexdigest()
 
 
 def batch_of(updates: list) -> QuantizedBatch:
@@ -173,6 +180,7 @@ class Aggregator:
         order = [trainer for trainer, _, _ in accepted]
         sketch_rows: list[list[float]] = []
         details: list[ScoreDetail] = []
+        gram_hex: str | None = None
         if accepted:
             batch = batch_of([u for _, _, u in accepted])
             result = rule.aggregate(
@@ -185,6 +193,7 @@ class Aggregator:
             evidence = result.evidence
             new_flat = global_flat + result.aggregate
             g = result.gram if result.gram is not None else gram(batch)
+            gram_hex = gram_digest(g)
             sketch_rows = sketches(batch, seed_hash, sketch_dim).tolist()
             gate = None
             if circuit is not None:
@@ -239,6 +248,7 @@ class Aggregator:
             sketch_seed_block=seed_number,
             sketch_seed="0x" + seed_hash.hex(),
             sketch_commitment=sketch_commitment(sketch_rows),
+            gram_digest=gram_hex,
         )
         if circuit is not None:
             proof = prove(statement_of(report), circuit)

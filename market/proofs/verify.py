@@ -26,7 +26,14 @@ from market.aggregator.report import RoundReport
 from market.aggregator.rewards import split_rewards, to_points
 from market.aggregator.rules import get_rule, gram, weighted_sum
 from market.aggregator.scoring import score_details
-from market.aggregator.service import batch_of, fetch_valid, layout_of, load_spec, revealed_updates
+from market.aggregator.service import (
+    batch_of,
+    fetch_valid,
+    gram_digest,
+    layout_of,
+    load_spec,
+    revealed_updates,
+)
 from market.chain import LearningMarket, RoundState
 from market.errors import MarketError
 from market.proofs import zk
@@ -188,7 +195,15 @@ def verify_round(
         "" if commit == report.sketch_commitment else f"{report.sketch_commitment} != {commit}",
     )
     # -- exact: scores from the published coefficients and the exact Gram
-    g = result.gram if result is not None and result.gram is not None else gram(batch)
+    g = gram(batch)  # our own streaming pass, not the rule's
+    digest = gram_digest(g)
+    v.add(
+        "gram",
+        digest == report.gram_digest,
+        f"{len(order)}×{len(order)} exact"
+        if digest == report.gram_digest
+        else f"digest {report.gram_digest} != recomputed {digest}",
+    )
     gate = None
     if int(market.proof_verifier(project_id), 16) != 0:
         fixed_c = zk.fixed_coefficients(list(coef), [f is not None for f in flags])
