@@ -110,6 +110,9 @@ class TrainerService(Service):
             if row is not None:
                 return row.accepted
         accepted, reason = self._evaluate(project_id)
+        if reason.startswith("spec unavailable"):
+            self.log.warn(f"project {project_id}: {reason}; will look again")
+            return False  # maybe a store hiccup: decide on the next event, do not record
         with self.db.session() as s:
             if s.scalar(self._choice_query(project_id)) is None:
                 s.add(
