@@ -7,8 +7,9 @@ if compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-postgres: run as root (apt-get), or install the 'postgresql' package" >&2
-  exit 1
+  echo "install-postgres: not root, cannot apt-get install postgresql:" \
+    "the PostgreSQL variants of the tests will be skipped" >&2
+  exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
