@@ -29,6 +29,7 @@ screenshots: install browser
 
 test: install browser
 	bash scripts/install-ipfs.sh
+	bash scripts/install-postgres.sh
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: install
