@@ -18,6 +18,11 @@ from safetensors.numpy import load as _st_load
 from market.errors import UpdateFormatError as _BaseUpdateFormatError
 
 MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit
+# A safetensors header nests 3 deep ({name: {shape: [...]}}). Deeper input is refused before
+# json.loads: its C scanner recurses once per level up to sys.getrecursionlimit(), which
+# py_ecc raises to 100000 on import — enough to overflow the C stack (SIGSEGV) on ~200 KB
+# of brackets, killing the aggregator on a hostile update.
+MAX_NESTING = 8
 
 REASONS = (
     "too_large",
@@ -51,6 +56,23 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _nesting(raw: bytes, chunk: int = 1 << 16) -> int:
+    """An upper bound on the bracket nesting of JSON text: the largest rise of the running
+    count of opening minus closing brackets (brackets inside strings counted too, so no
+    string can hide a deep nest). Linear, in chunks: headers may be 100 MiB."""
+    level, lowest, deepest = 0, 0, 0
+    for start in range(0, len(raw), chunk):
+        chars = np.frombuffer(raw, dtype=np.uint8, count=min(chunk, len(raw) - start), offset=start)
+        steps = np.zeros(chars.size, dtype=np.int32)
+        steps[(chars == ord("[")) | (chars == ord("{"))] = 1
+        steps[(chars == ord("]")) | (chars == ord("}"))] = -1
+        levels = np.cumsum(steps, dtype=np.int32) + level
+        lows = np.minimum(np.minimum.accumulate(levels), lowest)
+        deepest = max(deepest, int((levels - lows).max()), level - lowest)
+        level, lowest = int(levels[-1]), int(lows[-1])
+    return deepest
+
+
 def parse_header(data: bytes, max_size: int) -> tuple[dict[str, dict], dict[str, str]]:
     """Check everything about a safetensors file except the tensor values."""
     if len(data) > max_size:
@@ -60,10 +82,11 @@ def parse_header(data: bytes, max_size: int) -> tuple[dict[str, dict], dict[str,
     n = int.from_bytes(data[:8], "little")
     if n > len(data) - 8 or n > MAX_HEADER or n < 2:
         raise UpdateFormatError("bad_header", f"header length {n} for a {len(data)}-byte file")
+    raw = bytes(data[8 : 8 + n])
+    if _nesting(raw) > MAX_NESTING:
+        raise UpdateFormatError("bad_header", f"header nests deeper than {MAX_NESTING} levels")
     try:
-        header = json.loads(
-            bytes(data[8 : 8 + n]).decode("utf-8"), object_pairs_hook=_reject_duplicates
-        )
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise UpdateFormatError("bad_header", f"header is not JSON: {exc}") from exc
     if not isinstance(header, dict):
