@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from pathlib import Path
@@ -756,74 +757,57 @@ def _service_flags(**flags: Any) -> dict[str, Any]:
     return flags
 
 
-@trainer_app.command("run")
-def trainer_run(
-    config: ConfigFile = None,
-    rpc_url: SvcRpc = None,
-    store: SvcStore = None,
-    data_dir: SvcDataDir = None,
-    db_url: SvcDbUrl = None,
-    contract: SvcContract = None,
-    account: AccountOpt = None,
-    keystore: KeystoreOpt = None,
-    until_idle: UntilIdle = False,
-    max_passes: MaxPasses = None,
-    as_json: ServiceJson = False,
-) -> None:
-    """Stay up: join matching projects, train, commit, reveal and claim as rounds come."""
-    from market.runtime import run_service
+def _service_command(kind: str, summary: str) -> Callable[..., None]:
+    """The `run` command of one service kind; trainer and aggregator take the same flags."""
 
-    run_service(
+    def run(
+        config: ConfigFile = None,
+        rpc_url: SvcRpc = None,
+        store: SvcStore = None,
+        data_dir: SvcDataDir = None,
+        db_url: SvcDbUrl = None,
+        contract: SvcContract = None,
+        account: AccountOpt = None,
+        keystore: KeystoreOpt = None,
+        until_idle: UntilIdle = False,
+        max_passes: MaxPasses = None,
+        as_json: ServiceJson = False,
+    ) -> None:
+        from market.runtime import run_service
+
+        run_service(
+            kind,
+            config,
+            until_idle=until_idle,
+            max_passes=max_passes,
+            **_service_flags(
+                rpc_url=rpc_url,
+                store=store,
+                data_dir=data_dir,
+                db_url=db_url,
+                contract=contract,
+                account=account,
+                keystore=keystore,
+                json_logs=as_json,
+            ),
+        )
+
+    run.__doc__ = summary
+    return run
+
+
+trainer_app.command("run")(
+    _service_command(
         "trainer",
-        config,
-        until_idle=until_idle,
-        max_passes=max_passes,
-        **_service_flags(
-            rpc_url=rpc_url,
-            store=store,
-            data_dir=data_dir,
-            db_url=db_url,
-            contract=contract,
-            account=account,
-            keystore=keystore,
-            json_logs=as_json,
-        ),
+        "Stay up: join matching projects, train, commit, reveal and claim as rounds come.",
     )
-
-
-@aggregator_app.command("run")
-def aggregator_run(
-    config: ConfigFile = None,
-    rpc_url: SvcRpc = None,
-    store: SvcStore = None,
-    data_dir: SvcDataDir = None,
-    db_url: SvcDbUrl = None,
-    contract: SvcContract = None,
-    account: AccountOpt = None,
-    keystore: KeystoreOpt = None,
-    until_idle: UntilIdle = False,
-    max_passes: MaxPasses = None,
-    as_json: ServiceJson = False,
-) -> None:
-    """Stay up: open rounds of every project naming this aggregator and finalize them."""
-    from market.runtime import run_service
-
-    run_service(
+)
+aggregator_app.command("run")(
+    _service_command(
         "aggregator",
-        config,
-        until_idle=until_idle,
-        max_passes=max_passes,
-        **_service_flags(
-            rpc_url=rpc_url,
-            store=store,
-            data_dir=data_dir,
-            db_url=db_url,
-            contract=contract,
-            account=account,
-            keystore=keystore,
-            json_logs=as_json,
-        ),
+        "Stay up: open rounds of every project naming this aggregator and finalize them.",
     )
+)
 
 
 @config_app.command("show")
