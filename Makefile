@@ -18,6 +18,11 @@ node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# circom2 + snarkjs for the zero-knowledge proof of the reward split (tests and proving)
+zk/node_modules/.stamp: zk/package.json zk/package-lock.json
+	cd zk && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 demo: install
 	$(VENV)/bin/market demo
 
@@ -27,7 +32,7 @@ browser: install
 screenshots: install browser
 	$(PY) scripts/screenshots.py --readme docs/dashboard.png
 
-test: install browser
+test: install browser zk/node_modules/.stamp
 	bash scripts/install-ipfs.sh
 	bash scripts/install-postgres.sh
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -40,4 +45,4 @@ lint: install
 	$(VENV)/bin/ruff format --check market tests benchmarks
 
 clean:
-	rm -rf $(VENV) node_modules tools/ipfs/node_modules .market-cache
+	rm -rf $(VENV) node_modules tools/ipfs/node_modules zk/node_modules .market-cache
