@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from market.aggregator.report import RoundReport, SubmissionEntry
 from market.aggregator.rewards import SCORE_SCALE, split_rewards, to_points
@@ -43,6 +45,7 @@ from market.proofs.zk import (
 from market.spec import ProjectSpec
 from market.storage import (
     ModelLayout,
+    QuantizedUpdate,
     Store,
     TooLargeError,
     decode_model,
@@ -108,12 +111,23 @@ def fetch_valid(store: Store, digest: bytes, layout: ModelLayout, spec: ProjectS
         update = decode_update(data, layout, max_size=spec.max_update_bytes)
     except UpdateFormatError as exc:
         return cid, None, f"{getattr(exc, 'reason', 'malformed')}: {exc}"
-    norm = float(np.linalg.norm(update.dense()))
+    norm = update_norm(update)
     if norm == 0.0:
         return cid, None, "free_rider: the update is all zeros"
     if spec.max_update_norm is not None and norm > spec.max_update_norm:
         return cid, None, f"norm_bound: norm {norm:.4g} exceeds {spec.max_update_norm:.4g}"
     return cid, update, None
+
+
+def update_norm(update: QuantizedUpdate) -> float:
+    """‖u‖ from the int8 blocks: Σ_b s_b² Σ q² with exact integer block sums, no float copy."""
+    block = update.block_size
+    q = update.q.astype(np.int32)
+    padded = np.zeros(len(update.scales) * block, dtype=np.int32)
+    padded[: len(q)] = q
+    block_sq = (padded.reshape(-1, block) ** 2).sum(axis=1)
+    scales = update.scales.astype(np.float64)
+    return math.sqrt(math.fsum((scales * scales * block_sq).tolist()))
 
 
 def layout_of(spec: ProjectSpec) -> ModelLayout:
@@ -187,7 +201,7 @@ class Aggregator:
                 batch,
                 sample_counts=np.ones(len(accepted), dtype=np.int64),
                 ids=order,
-                state=self._load_state(project_id, rule.name),
+                state=self._load_state(project_id, round_number, rule.name),
             )
             new_state = result.state
             evidence = result.evidence
@@ -287,7 +301,7 @@ class Aggregator:
         report_cid = self.store.put(report_bytes)
         for cid in (model_cid, report_cid):
             self.store.pin(cid)
-        self._record(project_id, round_number, report, report_cid)
+        self._record(project_id, round_number, report, report_cid, new_state)
         args = (
             self.account,
             project_id,
@@ -303,8 +317,6 @@ class Aggregator:
             tx = self.market.finalize_round_with_proof(*args, commits, proof.proof)
         else:
             tx = self.market.finalize_round(*args)
-        if new_state is not None:
-            self._save_state(project_id, report.rule, new_state)
         with self.db.session() as s:
             record = s.scalar(self._record_query(project_id, round_number))
             record.status, record.finalize_tx = "finalized", tx.tx_hash
@@ -323,9 +335,17 @@ class Aggregator:
         )
 
     def _record(
-        self, project_id: int, round_number: int, report: RoundReport, report_cid: str
+        self,
+        project_id: int,
+        round_number: int,
+        report: RoundReport,
+        report_cid: str,
+        new_state: dict | None,
     ) -> None:
+        """Write the outcome, and the rule's history after this round, before finalizing."""
         with self.db.session() as s:
+            if new_state is not None:
+                self._save_state(s, project_id, round_number, report.rule, new_state)
             record = s.scalar(self._record_query(project_id, round_number))
             if record is None:
                 record = RoundRecord(
@@ -346,29 +366,41 @@ class Aggregator:
                 record.status = "finalized"
         return RoundOutcome(project_id, round_number, report.new_model, report_cid, report, None)
 
-    def _load_state(self, project_id: int, rule: str) -> dict | None:
-        with self.db.session() as s:
-            row = s.scalar(
-                select(TrainerHistory).where(
-                    TrainerHistory.contract == self.market.address,
-                    TrainerHistory.project_id == project_id,
-                    TrainerHistory.rule == rule,
-                )
+    def _history(self, session: Session, project_id: int, rule: str) -> TrainerHistory | None:
+        return session.scalar(
+            select(TrainerHistory).where(
+                TrainerHistory.contract == self.market.address,
+                TrainerHistory.project_id == project_id,
+                TrainerHistory.rule == rule,
             )
-            return json.loads(row.state_json) if row else None
+        )
 
-    def _save_state(self, project_id: int, rule: str, state: dict) -> None:
+    def _load_state(self, project_id: int, round_number: int, rule: str) -> dict | None:
+        """The rule's history before ``round_number``.
+
+        The row keeps the state before and after the last round computed, so recomputing
+        that round after a crash (before or after its transaction) starts from the same state.
+        """
         with self.db.session() as s:
-            row = s.scalar(
-                select(TrainerHistory).where(
-                    TrainerHistory.contract == self.market.address,
-                    TrainerHistory.project_id == project_id,
-                    TrainerHistory.rule == rule,
-                )
-            )
+            row = self._history(s, project_id, rule)
             if row is None:
-                row = TrainerHistory(
-                    contract=self.market.address, project_id=project_id, rule=rule, state_json=""
-                )
-                s.add(row)
-            row.state_json = json.dumps(state, sort_keys=True)
+                return None
+            saved = json.loads(row.state_json)
+            return saved["before"] if saved["round"] >= round_number else saved["after"]
+
+    def _save_state(
+        self, session: Session, project_id: int, round_number: int, rule: str, state: dict
+    ) -> None:
+        row = self._history(session, project_id, rule)
+        if row is None:
+            row = TrainerHistory(
+                contract=self.market.address, project_id=project_id, rule=rule, state_json=""
+            )
+            session.add(row)
+            before = None
+        else:
+            saved = json.loads(row.state_json)
+            before = saved["before"] if saved["round"] >= round_number else saved["after"]
+        row.state_json = json.dumps(
+            {"round": round_number, "before": before, "after": state}, sort_keys=True
+        )

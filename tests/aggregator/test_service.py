@@ -26,8 +26,8 @@ SMALL = ModelSpec(hidden=(16,))
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def world(market_env, tmp_path):
+@pytest.fixture(params=["fedavg"])
+def world(market_env, tmp_path, request):
     store = EmbeddedStore(tmp_path / "store")
     db = Database.at(tmp_path)
     created = create_project(
@@ -42,6 +42,7 @@ def world(market_env, tmp_path):
         model=SMALL,
         training={"epochs": 1, "lr": 0.1, "batch_size": 32},
         max_update_bytes=200_000,
+        rule=request.param,
     )
     agg = Aggregator(market_env.market, store, market_env.aggregator, db)
     trainers = [TrainerClient(market_env.market, store, a, db) for a in market_env.trainers[:3]]
@@ -203,3 +204,41 @@ def test_report_and_rewards_survive_a_store_round_trip(world):
     report = RoundReport.from_bytes(store.get(outcome.report_cid))
     amount, proof = trainers[0].reward(created.project_id, number)
     assert amount == dict(report.rewards())[trainers[0].address] and proof
+
+
+@pytest.mark.parametrize("world", ["sybilwall"], indirect=True)
+def test_rule_history_survives_a_crash_before_and_after_finalize(world):
+    """SybilWall's per-trainer history is recorded with the round, before the transaction:
+    recomputing a round after a crash starts from the same history, and the next round
+    sees this one's."""
+    env, store, created, agg, trainers, parts = world
+    pid = created.project_id
+    run_round(env, agg, trainers, parts, pid)  # round 1 finalized: history now covers it
+    number, _ = agg.open_round(pid)
+    for i, trainer in enumerate(trainers):
+        trainer.prepare(pid, number, parts[i], seed=10 + i)
+        trainer.commit(pid, number)
+    chain_round = env.market.get_round(pid, number)
+    env.advance(chain_round.commit_deadline - env.now() + 1)
+    for trainer in trainers:
+        trainer.reveal(pid, number)
+    env.advance(chain_round.reveal_deadline - env.now() + 1)
+    first, _, state = agg.compute_round(pid, number)
+    assert state is not None
+    # crash after recording the outcome, before the transaction: recompute is identical
+    agg._record(pid, number, first, "bafk-not-sent", state)
+    again, _, again_state = agg.compute_round(pid, number)
+    assert again.to_bytes() == first.to_bytes() and again_state == state
+    outcome = agg.finalize_round(pid, number)
+    assert outcome.report.to_bytes() == first.to_bytes()
+    assert agg._load_state(pid, number + 1, "sybilwall") == state
+
+
+def test_update_norm_matches_the_dense_norm():
+    from market.aggregator.service import update_norm
+    from market.storage import quantize
+
+    rng = np.random.default_rng(3)
+    for d in (1, 1023, 1024, 5000):
+        update = quantize(rng.normal(size=d) * 1e-3, 0)
+        assert update_norm(update) == pytest.approx(np.linalg.norm(update.dense()), rel=1e-12)
