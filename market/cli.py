@@ -317,6 +317,13 @@ def owner_create_project(
         ),
     ] = "open",
     seed: Annotated[int, typer.Option(help="Seed of the initial model.")] = 0,
+    proof: Annotated[
+        bool,
+        typer.Option(
+            help="Require a Groth16 proof of the reward split in every round "
+            "(deploys the 8-trainer × 16-dim score-split verifier)."
+        ),
+    ] = False,
     rpc_url: RpcUrl = DEFAULT_RPC,
     store: StoreSpec = "embedded",
     data_dir: DataDir = DEFAULT_DATA,
@@ -327,7 +334,7 @@ def owner_create_project(
 ) -> None:
     """Publish the spec and initial model, and escrow rounds × reward on chain."""
     from market.aggregator.rules import get_rule
-    from market.owner import Windows, create_project
+    from market.owner import Windows, create_project, require_proofs
     from market.reputation.commands import parse_admission
     from market.trainer.model import ModelSpec
 
@@ -338,10 +345,11 @@ def owner_create_project(
         if env.chain_id != DEV_CHAIN_ID:
             raise ConfigError("--aggregator ADDRESS is required outside the dev chain")
         aggregator = env.account("aggregator", None, None).address
+    owner = env.account("owner", account, keystore)
     created = create_project(
         env.market,
         env.store,
-        env.account("owner", account, keystore),
+        owner,
         aggregator=aggregator,
         rounds=rounds,
         reward_per_round_wei=parse_eth(reward_per_round),
@@ -354,6 +362,7 @@ def owner_create_project(
         max_update_norm=max_update_norm,
         admission=parse_admission(admission),
     )
+    verifier = require_proofs(env.market, owner, created.project_id)[0] if proof else None
     emit(
         {
             "project_id": created.project_id,
@@ -361,6 +370,7 @@ def owner_create_project(
             "budget_wei": rounds * parse_eth(reward_per_round),
             "tx": created.tx.tx_hash,
             "gas_used": created.tx.gas_used,
+            "proof_verifier": verifier,
         },
         as_json,
     )
@@ -1002,13 +1012,22 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
     store: StoreSpec = "embedded",
     data_dir: Annotated[Path | None, typer.Option(help="Keep the demo's data here.")] = None,
+    proof: Annotated[
+        bool, typer.Option(help="Finalize every round with a Groth16 proof of the reward split.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """One whole marketplace on a fresh local anvil: escrow, rounds, rewards, claims, refund."""
     from market.demo import DemoConfig, run_demo, total_steps
 
     config = DemoConfig(
-        rounds=rounds, trainers=trainers, alpha=alpha, seed=seed, store=store, data_dir=data_dir
+        rounds=rounds,
+        trainers=trainers,
+        alpha=alpha,
+        seed=seed,
+        store=store,
+        data_dir=data_dir,
+        proof=proof,
     )
     with _progress(as_json) as progress:
         task = progress.add_task("starting anvil", total=total_steps(config))

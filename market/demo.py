@@ -30,7 +30,7 @@ from market.chain import (
 )
 from market.db import Database
 from market.errors import ConfigError
-from market.owner import Windows, create_project
+from market.owner import Windows, create_project, require_proofs
 from market.storage import decode_model, open_store
 from market.storage.resolve import get_by_digest
 from market.trainer.client import TrainerClient
@@ -50,6 +50,7 @@ class DemoConfig:
     seed: int = 0
     store: str = "embedded"
     data_dir: Path | None = None
+    proof: bool = False  # finalize every round with a Groth16 proof of the reward split
 
     def __post_init__(self) -> None:
         if not 1 <= self.trainers <= 10 - FIRST_TRAINER_ACCOUNT:
@@ -125,6 +126,9 @@ def _run(config: DemoConfig, observer: DemoObserver, rpc_url: str, data_dir: Pat
     )
     spent("createProject", created.tx)
     project_id = created.project_id
+    if config.proof:
+        _, tx = require_proofs(market, owner, project_id)
+        spent("setProofVerifier", tx)
     budget = config.rounds * config.reward_per_round_wei
     model = build_model(model_spec)
     layout = layout_of(created.spec)
@@ -155,7 +159,7 @@ def _run(config: DemoConfig, observer: DemoObserver, rpc_url: str, data_dir: Pat
         increase_time(w3, chain_round.reveal_deadline - chain_time(w3) + 1)
         observer.step(f"round {number}: aggregating and finalizing")
         outcome = aggregator.finalize_round(project_id, number)
-        spent("finalizeRound", outcome.finalize_tx)
+        spent("finalizeRoundWithProof" if config.proof else "finalizeRound", outcome.finalize_tx)
         for i, trainer in enumerate(trainers):
             observer.step(f"round {number}: trainer {i + 1} claims")
             result = trainer.claim(project_id, number)
@@ -191,6 +195,7 @@ def _run(config: DemoConfig, observer: DemoObserver, rpc_url: str, data_dir: Pat
         "contract": market.address,
         "project_id": project_id,
         "spec_cid": created.spec_cid,
+        "proof": config.proof,
         "initial_accuracy": initial_accuracy,
         "rounds": rounds,
         "trainers": [{"address": t.address, "claimed_wei": claimed[t.address]} for t in trainers],

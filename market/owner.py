@@ -7,7 +7,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from market.chain import LearningMarket, TxResult
+from market.chain import LearningMarket, TxResult, compile_contracts, deploy_contract
 from market.spec import ProjectSpec
 from market.storage import ModelLayout, Store, encode_model
 from market.storage.cid import digest_of_cid
@@ -93,3 +93,25 @@ def create_project(
         windows.finalize,
     )
     return CreatedProject(project_id, spec_cid, spec, tx)
+
+
+def require_proofs(
+    market: LearningMarket,
+    owner: LocalAccount,
+    project_id: int,
+    slots: int = 8,
+    sketch_dim: int = 16,
+) -> tuple[str, TxResult]:
+    """Deploy the generated Groth16 verifier of the score-split circuit and bind it to the
+    project, so every round must be finalized with a proof. Only before the first round.
+
+    The circuit proves rounds of at most ``slots`` accepted updates; a larger round cannot
+    be proven and would expire, so choose the circuit for the expected crowd.
+    """
+    from market.proofs.zk import Circuit
+
+    circuit = Circuit(slots, sketch_dim)
+    circuit.require()
+    artifact = compile_contracts()[circuit.contract]
+    verifier = deploy_contract(market.w3, owner, artifact.abi, artifact.bytecode)
+    return verifier, market.set_proof_verifier(owner, project_id, verifier)

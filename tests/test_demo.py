@@ -77,3 +77,18 @@ def test_demo_rejects_impossible_configuration():
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_demo_with_zero_knowledge_proofs_finalizes_through_the_verifier():
+    proc = subprocess.run(
+        [MARKET, "demo", "--proof", "--rounds", "1", "--trainers", "3", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["proof"] is True and summary["balanced"] is True
+    assert "finalizeRoundWithProof" in summary["gas"] and "finalizeRound" not in summary["gas"]
+    assert summary["rounds"][0]["finalize_gas"] > 250_000  # the Groth16 pairing check ran
