@@ -305,7 +305,16 @@ class MarketMachine(RuleBasedStateMachine):
         p, agg = self.model.projects[1], self.model.projects[1].aggregator
         r = self.model.round(1, p.opened)
         t = self.now + 1
-        if r.state == 0 or (r.state != 1 and self.model.check_open(agg, 1) is None):
+        settled = r.state in (FINALIZED, EXPIRED)
+        unpaid = [
+            who
+            for who in (r.rewards if r.state == FINALIZED else self.env.actors)
+            if settled
+            and not self.model.sub(1, p.opened, who).claimed
+            and (r.state == FINALIZED or self.model.sub(1, p.opened, who).revealed)
+        ]
+        can_open = self.model.check_open(agg, 1) is None
+        if r.state == 0 or (settled and can_open and not (unpaid and data.draw(st.booleans()))):
             expected = self.model.check_open(agg, 1)
             events = self.call(agg, "openRound", [1, h("model"), ZERO32], expected)
             if events is not None:
@@ -327,7 +336,7 @@ class MarketMachine(RuleBasedStateMachine):
                         self.model.apply_reveal(who, 1, p.opened)
             if self.now < r.reveal_deadline:
                 self.wait(r.reveal_deadline - self.now)
-        elif r.state == 1 and t <= r.finalize_deadline and data.draw(st.integers(0, 3)) == 0:
+        elif r.state == 1 and t <= r.finalize_deadline and data.draw(st.integers(0, 2)) == 0:
             self.wait(r.finalize_deadline - self.now + 1)  # the aggregator never shows up
         elif r.state == 1 and t <= r.finalize_deadline:
             revealed = [a for a in self.env.actors if self.model.sub(1, p.opened, a).revealed]
@@ -344,7 +353,7 @@ class MarketMachine(RuleBasedStateMachine):
             events = self.call(agg, "expireRound", [1, p.opened], None)
             self.expect_events(events, self.model.apply_expire(1, p.opened))
         else:
-            for who in list(r.rewards) if r.state == 2 else self.env.actors[2:9]:
+            for who in unpaid if r.state == FINALIZED else unpaid or self.env.actors[2:9]:
                 if r.state == 2:
                     amount, proof = r.rewards[who], self.trees[(1, p.opened)].proof_for(who)
                     expected = self.model.check_claim(who, 1, p.opened, amount, True)
