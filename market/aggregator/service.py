@@ -53,6 +53,7 @@ from market.storage import (
     encode_model,
 )
 from market.storage.cid import cid_of, digest_of_cid
+from market.storage.ipfs import NodeUnavailableError
 from market.storage.resolve import get_by_digest
 
 ZERO32 = b"\0" * 32
@@ -105,6 +106,8 @@ def fetch_valid(store: Store, digest: bytes, layout: ModelLayout, spec: ProjectS
         cid, data = get_by_digest(store, digest, max_size=spec.max_update_bytes)
     except TooLargeError:
         return None, None, f"too_large: over the spec's {spec.max_update_bytes} bytes"
+    except NodeUnavailableError:
+        raise  # our store is down, not the trainer's fault: abort the round, retry later
     except StorageError as exc:
         return None, None, f"unavailable: {exc}"
     try:
