@@ -19,9 +19,10 @@ from market.db import Database
 from market.errors import ChainError, ConfigError, MarketError, StorageError
 from market.owner import Windows, create_project
 from market.storage import EmbeddedStore
-from market.storage.cid import cid_of, digest_of_cid
-from market.storage.ipfs import IpfsNodeStore
+from market.storage.cid import cid_of, digest_of_cid, normalize_cid
+from market.storage.ipfs import IpfsNodeStore, NodeUnavailableError
 from market.storage.ipfs_daemon import IpfsDaemon, install_node
+from market.storage.resolve import cid_candidates
 from market.trainer.client import TrainerClient
 from market.trainer.model import ModelSpec
 from tests.security.corpus import valid_update
@@ -35,8 +36,9 @@ class TcpSwitch:
     connection dropped, new ones refused) and on again at the same port: the service
     vanishes for the client, with its state intact behind."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, trip_on: tuple[bytes, ...] = ()) -> None:
         self.target = target_port
+        self.trip_on = trip_on  # drop any connection whose request carries one of these
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.port = probe.getsockname()[1]
@@ -80,13 +82,14 @@ class TcpSwitch:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target))
             self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, look in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(a, b, look), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, look: bool) -> None:
         try:
             while data := src.recv(65536):
+                if look and any(t in data for t in self.trip_on):
+                    return  # the finally below drops this connection (a flaky node)
                 dst.sendall(data)
         except OSError:
             pass
@@ -213,3 +216,34 @@ def test_chain_rpc_down_is_a_clear_error_and_a_retry_resumes(market_env, tmp_pat
     switch.up()
     _paid_once(env, m, store, db, project, number, trainers)
     switch.down()
+
+
+def test_store_lost_mid_fetch_aborts_the_round_instead_of_robbing_a_trainer(
+    market_env, ipfs_daemon, tmp_path
+):
+    """Regression: a node that failed (connection dropped, every retry) on one honest update
+    made the aggregator record it as 'unavailable' and finalize without paying its trainer.
+    Now the node's failure aborts the round (NodeUnavailableError, nothing sent) and the
+    retry on a healthy node pays everyone."""
+    env, m = market_env, market_env.market
+    direct = IpfsNodeStore(ipfs_daemon.api_url)
+    db = Database.at(tmp_path)
+    project = _project(env, direct)
+    agg = Aggregator(m, direct, env.aggregator, db)
+    number, _ = agg.open_round(project.project_id)
+    trainers = env.trainers[:2]
+    _submit(env, m, direct, project, number, trainers)
+
+    victim = m.get_submission(project.project_id, number, trainers[1].address).update_digest
+    trip = tuple(normalize_cid(c).encode() for c in cid_candidates(victim))
+    switch = TcpSwitch(int(ipfs_daemon.api_url.rsplit(":", 1)[1]), trip_on=trip)
+    flaky = IpfsNodeStore(switch.url)
+    with pytest.raises(NodeUnavailableError):
+        Aggregator(m, flaky, env.aggregator, db).finalize_round(project.project_id, number)
+    assert m.get_round(project.project_id, number).state == RoundState.OPEN  # nothing sent
+    flaky.close()
+
+    outcome = Aggregator(m, direct, env.aggregator, db).finalize_round(project.project_id, number)
+    assert [s.status for s in outcome.report.submissions] == ["accepted", "accepted"]
+    _paid_once(env, m, direct, db, project, number, trainers)
+    direct.close()
