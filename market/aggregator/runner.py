@@ -16,7 +16,7 @@ import time
 from sqlalchemy import select
 
 from market.aggregator.service import Aggregator, load_spec
-from market.chain import RoundState, chain_time
+from market.chain import RoundState, TxResult, chain_time
 from market.config import AggregatorConfig
 from market.db import ProjectChoice
 from market.db.intents import crashpoint
@@ -175,7 +175,7 @@ class AggregatorRunner(Service):
             project_id,
             number,
             lambda: self.market.get_project(project_id).rounds_opened >= number,
-            lambda: self.aggregator.open_round(project_id),
+            lambda: self._open_with_admission(project_id),
         )
         if result is not None:
             opened, tx = result
@@ -189,6 +189,25 @@ class AggregatorRunner(Service):
                 reveal_deadline=r.reveal_deadline,
             )
         return 1
+
+    def _open_with_admission(self, project_id: int) -> tuple[int, TxResult]:
+        """Open with the admission root the project's policy gives (zero when admission is
+        open); the admitted list is published to the store first."""
+        from market.reputation import commands
+
+        opened, tx, admission = commands.open_round(
+            self.aggregator, self.market, self.store, self.db, project_id
+        )
+        if not admission.get("open"):
+            self.log.event(
+                "admission",
+                project=project_id,
+                round=opened,
+                root=admission.get("root"),
+                cid=admission.get("cid"),
+                admitted=len(admission.get("admitted") or []),
+            )
+        return opened, tx
 
     def _finalize(self, project_id: int, number: int) -> int:
         crashpoint("aggregator.before_finalize")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from market.chain import RoundState, chain_time
+from market.chain import ZERO32, RoundState, chain_time
 from market.config import TrainerConfig
 from market.db import Claim, ProjectChoice, Submission
 from market.db.intents import crashpoint
@@ -164,6 +164,8 @@ class TrainerService(Service):
             or chain_time(self.w3) > chain_round.commit_deadline
         ):
             return 0  # history being replayed, or too late for this round
+        if chain_round.admission_root != ZERO32 and not self._admitted(project_id, number):
+            return 0
         if self.client._submission(project_id, number) is None:
             data = self._dataset(project_id)
             with self.log.activity(f"training for project {project_id} round {number}"):
@@ -173,6 +175,20 @@ class TrainerService(Service):
             )
             crashpoint("trainer.prepared")
         return self._commit(project_id, number)
+
+    def _admitted(self, project_id: int, number: int) -> bool:
+        """Whether the round's published admission list holds this trainer (checked against
+        the on-chain root); a refused trainer does not train for nothing."""
+        from market.reputation import admission_proof
+
+        try:
+            admission_proof(
+                self.store, self.market, self.account.address, project_id, number, db=self.db
+            )
+        except MarketError as exc:
+            self.log.event("not_admitted", project=project_id, round=number, reason=str(exc))
+            return False
+        return True
 
     def _commit(self, project_id: int, number: int) -> int:
         tx = self.guard.run(
