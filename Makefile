@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp
 
-.PHONY: demo test bench lint install clean browser screenshots
+.PHONY: demo test bench lint fuzz install clean browser screenshots
 
 install: $(STAMP) node_modules/.stamp
 
@@ -43,6 +43,11 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check market tests benchmarks
 	$(VENV)/bin/ruff format --check market tests benchmarks
+	bash scripts/lint-solidity.sh
+
+# the big contract-fuzzing campaign (CI runs a smaller one inside `make test`)
+fuzz: install
+	$(PY) -m tests.security.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules tools/ipfs/node_modules zk/node_modules .market-cache

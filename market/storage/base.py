@@ -16,7 +16,7 @@ class Store(ABC):
 
     @abstractmethod
     def put(self, data: bytes) -> str:
-        """Store ``data`` and return its CID (identical to ``ipfs add --cid-version 1 --raw-leaves``)."""
+        """Store ``data`` and return its CID (as ``ipfs add --cid-version 1 --raw-leaves``)."""
 
     @abstractmethod
     def get(self, cid: str, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
