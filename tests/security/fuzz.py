@@ -62,12 +62,14 @@ class Stats:
     steps: int = 0
     done: Counter = field(default_factory=Counter)
     refused: Counter = field(default_factory=Counter)
+    attempted: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
         return {
             "examples": self.examples,
             "steps": self.steps,
             "calls": self.calls,
+            "attempted": dict(sorted(self.attempted.items())),
             "succeeded": dict(sorted(self.done.items())),
             "refused": dict(sorted(self.refused.items())),
         }
@@ -126,6 +128,7 @@ class MarketMachine(RuleBasedStateMachine):
         Returns the decoded events; checks the outcome is the model's."""
         stats = self.env.stats
         stats.calls += 1
+        stats.attempted[function] += 1
         data = self.m.contract.encode_abi(function, args=args)
         tx = {"from": sender, "to": self.m.address, "data": data, "value": hex(value)}
         reply = self.w3.provider.make_request("eth_call", [tx, "pending"])
