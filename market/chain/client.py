@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,7 +21,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TimeExhausted
+from web3.exceptions import ContractLogicError, TransactionNotFound
 
 from market.errors import ChainError, ConfigError
 
@@ -31,6 +32,12 @@ GAS_MARGIN = 1.2
 GAS_EXTRA = 10_000
 RECEIPT_TIMEOUT = 120.0
 POLL_LATENCY = 0.05
+# A transaction still pending after this many seconds is re-sent with the same nonce and
+# fees raised by FEE_BUMP (nodes want ≥ 10 % more to replace a pending one), at most
+# MAX_REPLACEMENTS times: a fee spike must not leave a round's commit or finalize stuck.
+REPLACE_AFTER = float(os.environ.get("MARKET_TX_REPLACE_AFTER", "30"))
+MAX_REPLACEMENTS = 3
+FEE_BUMP = (9, 8)
 
 
 def connect(rpc_url: str, *, timeout: float = 10.0) -> Web3:
@@ -193,19 +200,49 @@ def send_transaction(
                     continue  # someone else used this key: retry once with the chain's nonce
                 raise ChainError(f"sending the transaction failed: {exc}") from exc
         state.next[address] += 1
-    try:
-        receipt = w3.eth.wait_for_transaction_receipt(
-            tx_hash, timeout=RECEIPT_TIMEOUT, poll_latency=POLL_LATENCY
-        )
-    except TimeExhausted as exc:
-        reset_nonces(w3)
-        raise ChainError(
-            f"transaction 0x{bytes(tx_hash).hex()} not mined within {RECEIPT_TIMEOUT:g}s: "
-            "is the node mining (block time) and the fee high enough?"
-        ) from exc
+    receipt = _wait_or_replace(w3, account, tx, tx_hash)
     if receipt["status"] != 1:
         _raise_mined_revert(w3, tx, receipt, on_revert)
     return receipt
+
+
+def _wait_or_replace(w3: Web3, account: LocalAccount, tx: dict, tx_hash: bytes) -> dict:
+    """The receipt of ``tx`` or of a fee-bumped replacement with the same nonce.
+
+    Only one transaction per nonce can ever be mined, so replacing never double-sends:
+    whichever of the hashes is mined first is the outcome.
+    """
+    hashes = [tx_hash]
+    give_up = time.monotonic() + RECEIPT_TIMEOUT
+    for replacement in range(MAX_REPLACEMENTS + 1):
+        bump_at = min(give_up, time.monotonic() + REPLACE_AFTER)
+        while time.monotonic() < bump_at:
+            for candidate in hashes:
+                try:
+                    return w3.eth.get_transaction_receipt(candidate)
+                except TransactionNotFound:
+                    pass
+            time.sleep(POLL_LATENCY)
+        if time.monotonic() >= give_up or replacement == MAX_REPLACEMENTS:
+            break
+        _bump_fees(tx)
+        try:
+            hashes.append(w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))
+        except Exception:  # noqa: BLE001 - mined meanwhile, or still underpriced: keep waiting
+            continue
+    reset_nonces(w3)
+    shown = ", ".join("0x" + bytes(h).hex() for h in hashes)
+    raise ChainError(
+        f"transaction not mined within {RECEIPT_TIMEOUT:g}s (sent as {shown}): "
+        "is the node mining (block time) and the fee high enough?"
+    )
+
+
+def _bump_fees(tx: dict) -> None:
+    num, den = FEE_BUMP
+    for key in ("gasPrice", "maxFeePerGas", "maxPriorityFeePerGas"):
+        if key in tx:
+            tx[key] = -(-tx[key] * num // den) + 1  # round up, and always move
 
 
 def _raise_mined_revert(w3: Web3, tx: dict, receipt: dict, on_revert) -> None:
