@@ -30,9 +30,15 @@ def run(service_cls, config) -> tuple[int, list[dict]]:
 
 
 def advance_past(world: World, which: str) -> None:
-    r = world.env.market.get_round(world.project_id, 1)
-    deadline = getattr(r, f"{which}_deadline")
-    world.env.advance(deadline - world.env.now() + 1)
+    """Move the clock past this deadline of every project's first round: rounds of several
+    projects open a few seconds apart, and the last one opened closes last."""
+    market = world.env.market
+    deadlines = [
+        getattr(market.get_round(pid, 1), f"{which}_deadline")
+        for pid in range(1, market.project_count() + 1)
+        if market.get_project(pid).rounds_opened >= 1
+    ]
+    world.env.advance(max(deadlines) - world.env.now() + 1)
 
 
 def drive_round(world: World, trainer_extra: dict | None = None) -> dict[str, list[dict]]:
