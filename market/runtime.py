@@ -94,6 +94,18 @@ class Service:
             self.role,
             confirmations=config.confirmations,
         )
+        from market.db.follow import Follower  # imports the chain layer's event indexer
+
+        # the chain's events, from where this service last stopped reading
+        self.follower = Follower(
+            self.db,
+            self.market,
+            self.service_name,
+            start_block=config.start_block,
+            chunk=config.chunk,
+            confirmations=config.confirmations,
+            warn=self.log.warn,
+        )
         self._stop = False
 
     @property

@@ -48,20 +48,9 @@ class AggregatorRunner(Service):
     role = "aggregator"
 
     def __init__(self, config: AggregatorConfig, log: ServiceLog | None = None) -> None:
-        from market.db.follow import Follower
-
         super().__init__(config, log)
         self.config: AggregatorConfig = config
         self.aggregator = Aggregator(self.market, self.store, self.account, self.db)
-        self.follower = Follower(
-            self.db,
-            self.market,
-            self.service_name,
-            start_block=config.start_block,
-            chunk=config.chunk,
-            confirmations=config.confirmations,
-            warn=self.log.warn,
-        )
         self._last_finalized: dict[int, float] = {}
         self._prefetched: set[bytes] = set()
         self._specs: dict[int, ProjectSpec] = {}

@@ -389,7 +389,7 @@ class Aggregator:
             if row is None:
                 return None
             saved = json.loads(row.state_json)
-            return saved["before"] if saved["round"] >= round_number else saved["after"]
+            return _state_before(saved, round_number)
 
     def _save_state(
         self, session: Session, project_id: int, round_number: int, rule: str, state: dict
@@ -403,7 +403,12 @@ class Aggregator:
             before = None
         else:
             saved = json.loads(row.state_json)
-            before = saved["before"] if saved["round"] >= round_number else saved["after"]
+            before = _state_before(saved, round_number)
         row.state_json = json.dumps(
             {"round": round_number, "before": before, "after": state}, sort_keys=True
         )
+
+
+def _state_before(saved: dict, round_number: int) -> dict | None:
+    """The history a round starts from, given the row saved for the last round computed."""
+    return saved["before"] if saved["round"] >= round_number else saved["after"]

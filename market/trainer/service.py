@@ -69,20 +69,9 @@ class TrainerService(Service):
     role = "trainer"
 
     def __init__(self, config: TrainerConfig, log: ServiceLog | None = None) -> None:
-        from market.db.follow import Follower
-
         super().__init__(config, log)
         self.config: TrainerConfig = config
         self.client = TrainerClient(self.market, self.store, self.account, self.db)
-        self.follower = Follower(
-            self.db,
-            self.market,
-            self.service_name,
-            start_block=config.start_block,
-            chunk=config.chunk,
-            confirmations=config.confirmations,
-            warn=self.log.warn,
-        )
         self._data: Dataset | None = None
 
     # -- one pass ----------------------------------------------------------------------
