@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from
+    "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
 /// @notice A Groth16 verifier of the score-split circuit (zk/circuits/score_split.circom),
@@ -24,7 +25,10 @@ interface IScoreSplitVerifier {
 /// every opened round's budget, plus the refundable balance, plus the budget of rounds not
 /// yet opened (zero once cancelled). Nobody, the owner included, can move escrowed funds
 /// other than by the rules below. Digests are the 32-byte sha2-256 digests inside CIDs.
-contract LearningMarket is ReentrancyGuard {
+/// Gas: a submission is one storage slot, written fresh by the commit; reveal and claim only
+/// flip bits in it. Update digests live in `UpdateRevealed` events, not in storage. The
+/// reentrancy lock is transient storage (EIP-1153, Cancun).
+contract LearningMarket is ReentrancyGuardTransient {
     /// @notice Life cycle of one round.
     enum RoundState {
         None,
@@ -50,11 +54,15 @@ contract LearningMarket is ReentrancyGuard {
 
     /// @notice One round of a project. `total` is what trainers may claim in all (the reward
     /// table's total once finalized, the equal shares once expired); `claimed` what they have.
+    /// @dev Packed for gas: the first slot holds the state, deadlines and counters (so the
+    /// first reveal does not write a fresh slot); 48-bit timestamps last 8.9 million years.
+    /// `total` and `claimed` share a slot (a claim reads and writes both); 128 bits are
+    /// enough: both are at most `budget`, which is at most the ether sent to `createProject`.
     struct Round {
         RoundState state;
-        uint64 commitDeadline;
-        uint64 revealDeadline;
-        uint64 finalizeDeadline;
+        uint48 commitDeadline;
+        uint48 revealDeadline;
+        uint48 finalizeDeadline;
         uint32 commits;
         uint32 reveals;
         bytes32 globalModel;
@@ -63,14 +71,18 @@ contract LearningMarket is ReentrancyGuard {
         bytes32 reportDigest;
         bytes32 rewardsRoot;
         uint256 budget;
-        uint256 total;
-        uint256 claimed;
+        uint128 total;
+        uint128 claimed;
     }
 
-    /// @notice One trainer's submission in one round (`claimed` covers both claim kinds).
+    /// @notice One trainer's submission in one round, packed into one storage slot
+    /// (`claimed` covers both claim kinds). The revealed update's digest is in the
+    /// `UpdateRevealed` event only.
+    /// @dev `commitment` keeps the first 224 bits of `computeCommitment(...)`: finding two
+    /// openings with the same prefix takes ~2^112 hashes (birthday bound), and a second
+    /// opening of a given commitment ~2^224, so the commitment stays binding and hiding.
     struct Submission {
-        bytes32 commitment;
-        bytes32 updateDigest;
+        bytes28 commitment;
         bool revealed;
         bool claimed;
     }
@@ -114,6 +126,8 @@ contract LearningMarket is ReentrancyGuard {
     error NoProofVerifier(uint256 projectId);
     error VerifierLocked(uint256 projectId);
     error InvalidScoreProof();
+    error LengthMismatch(uint256 rounds, uint256 amounts, uint256 proofs);
+    error NoRounds();
 
     event ProjectCreated(
         uint256 indexed projectId,
@@ -280,9 +294,10 @@ contract LearningMarket is ReentrancyGuard {
 
         round = ++p.roundsOpened;
         Round storage r = _rounds[projectId][round];
-        uint64 commitDeadline = uint64(block.timestamp) + p.submissionWindow;
-        uint64 revealDeadline = commitDeadline + p.revealWindow;
-        uint64 finalizeDeadline = revealDeadline + p.finalizeWindow;
+        // each window is at most MAX_WINDOW: no overflow of 48 bits for millions of years
+        uint48 commitDeadline = uint48(block.timestamp + p.submissionWindow);
+        uint48 revealDeadline = commitDeadline + uint48(p.revealWindow);
+        uint48 finalizeDeadline = revealDeadline + uint48(p.finalizeWindow);
         r.state = RoundState.Open;
         r.commitDeadline = commitDeadline;
         r.revealDeadline = revealDeadline;
@@ -371,7 +386,7 @@ contract LearningMarket is ReentrancyGuard {
         r.newModel = newModel;
         r.reportDigest = reportDigest;
         r.rewardsRoot = rewardsRoot;
-        r.total = total;
+        r.total = uint128(total); // total <= budget < 2^128 (see Round)
         p.refundable += unallocated;
         emit RoundFinalized(projectId, round, newModel, reportDigest, rewardsRoot, total, unallocated);
     }
@@ -381,28 +396,30 @@ contract LearningMarket is ReentrancyGuard {
     /// @notice Commit to an update without revealing it, inside the submission window.
     /// @param projectId the project
     /// @param round the open round
-    /// @param commitment `computeCommitment(updateDigest, msg.sender, salt)`
+    /// @param commitment `computeCommitment(updateDigest, msg.sender, salt)`; its first 224
+    /// bits are stored (see Submission) and must not all be zero
     /// @param admissionProof proof that msg.sender is in the round's admitted set (empty if
     /// admission is open)
+    /// @dev A round of an unknown project is never open, so no separate project check
+    /// (likewise in reveal and the claims): it would cost a cold storage read.
     function commitUpdate(
         uint256 projectId,
         uint32 round,
         bytes32 commitment,
         bytes32[] calldata admissionProof
     ) external {
-        _project(projectId);
         Round storage r = _openRound(projectId, round);
         if (block.timestamp > r.commitDeadline) revert CommitWindowClosed(r.commitDeadline);
-        if (commitment == bytes32(0)) revert ZeroCommitment();
+        if (bytes28(commitment) == bytes28(0)) revert ZeroCommitment();
         Submission storage s = _submissions[projectId][round][msg.sender];
-        if (s.commitment != bytes32(0)) revert AlreadyCommitted(msg.sender);
+        if (s.commitment != bytes28(0)) revert AlreadyCommitted(msg.sender);
         if (r.admissionRoot != bytes32(0)) {
             bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(msg.sender))));
             if (!MerkleProof.verifyCalldata(admissionProof, r.admissionRoot, leaf)) {
                 revert NotAdmitted(msg.sender);
             }
         }
-        s.commitment = commitment;
+        s.commitment = bytes28(commitment);
         r.commits += 1;
         emit UpdateCommitted(projectId, round, msg.sender, commitment);
     }
@@ -416,22 +433,22 @@ contract LearningMarket is ReentrancyGuard {
     function revealUpdate(uint256 projectId, uint32 round, bytes32 updateDigest, bytes32 salt)
         external
     {
-        _project(projectId);
         Round storage r = _openRound(projectId, round);
         if (block.timestamp <= r.commitDeadline) revert RevealWindowNotOpen(r.commitDeadline);
         if (block.timestamp > r.revealDeadline) revert RevealWindowClosed(r.revealDeadline);
         Submission storage s = _submissions[projectId][round][msg.sender];
-        if (s.commitment == bytes32(0)) revert NotCommitted(msg.sender);
+        bytes28 stored = s.commitment;
+        if (stored == bytes28(0)) revert NotCommitted(msg.sender);
         if (s.revealed) revert AlreadyRevealed(msg.sender);
         bytes32 computed = computeCommitment(updateDigest, msg.sender, salt);
-        if (computed != s.commitment) revert CommitmentMismatch(s.commitment, computed);
+        if (bytes28(computed) != stored) revert CommitmentMismatch(bytes32(stored), computed);
         s.revealed = true;
-        s.updateDigest = updateDigest;
         r.reveals += 1;
         emit UpdateRevealed(projectId, round, msg.sender, updateDigest);
     }
 
-    /// @notice Pull the caller's reward from a finalized round's reward table.
+    /// @notice Pull the caller's reward from a finalized round's reward table. Only a
+    /// trainer who revealed an update in the round can claim.
     /// @param projectId the project
     /// @param round the finalized round
     /// @param amount the caller's amount in the reward table, in wei
@@ -440,10 +457,45 @@ contract LearningMarket is ReentrancyGuard {
         external
         nonReentrant
     {
-        _project(projectId);
+        _claimRound(projectId, round, amount, proof);
+        _pay(msg.sender, amount);
+    }
+
+    /// @notice `claim` for several finalized rounds of one project in one transaction, paid
+    /// with one transfer: cheaper per round than separate claims. All or nothing — any
+    /// round failing a `claim` check reverts the whole call (a round listed twice reverts
+    /// with `AlreadyClaimed`).
+    /// @param projectId the project
+    /// @param rounds the finalized rounds to claim
+    /// @param amounts the caller's amount in each round's reward table, in wei
+    /// @param proofs the Merkle proof of each round's leaf (msg.sender, amount)
+    function claimMany(
+        uint256 projectId,
+        uint32[] calldata rounds,
+        uint256[] calldata amounts,
+        bytes32[][] calldata proofs
+    ) external nonReentrant {
+        uint256 n = rounds.length;
+        if (n == 0) revert NoRounds();
+        if (amounts.length != n || proofs.length != n) {
+            revert LengthMismatch(n, amounts.length, proofs.length);
+        }
+        uint256 sum;
+        for (uint256 i; i < n; ++i) {
+            _claimRound(projectId, rounds[i], amounts[i], proofs[i]);
+            sum += amounts[i];
+        }
+        _pay(msg.sender, sum);
+    }
+
+    /// @dev Checks and effects of one round's claim (the caller pays out afterwards).
+    function _claimRound(uint256 projectId, uint32 round, uint256 amount, bytes32[] calldata proof)
+        private
+    {
         Round storage r = _rounds[projectId][round];
         if (r.state != RoundState.Finalized) revert RoundNotFinalized(projectId, round);
         Submission storage s = _submissions[projectId][round][msg.sender];
+        if (!s.revealed) revert NotRevealed(msg.sender);
         if (s.claimed) revert AlreadyClaimed(msg.sender);
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(msg.sender, amount))));
         if (!MerkleProof.verifyCalldata(proof, r.rewardsRoot, leaf)) revert InvalidProof();
@@ -451,9 +503,8 @@ contract LearningMarket is ReentrancyGuard {
         if (amount > remaining) revert ClaimExceedsTotal(amount, remaining);
 
         s.claimed = true;
-        r.claimed += amount;
+        r.claimed += uint128(amount); // amount <= remaining < 2^128
         emit RewardClaimed(projectId, round, msg.sender, amount);
-        _pay(msg.sender, amount);
     }
 
     /// @notice Close a round its aggregator never finalized. Anyone may call it after the
@@ -470,7 +521,7 @@ contract LearningMarket is ReentrancyGuard {
         uint256 total = share * r.reveals;
         uint256 toRefund = r.budget - total;
         r.state = RoundState.Expired;
-        r.total = total;
+        r.total = uint128(total); // total <= budget < 2^128 (see Round)
         p.refundable += toRefund;
         emit RoundExpired(projectId, round, r.reveals, share, toRefund);
     }
@@ -479,13 +530,12 @@ contract LearningMarket is ReentrancyGuard {
     /// @param projectId the project
     /// @param round the expired round, in which the caller revealed an update
     function claimExpired(uint256 projectId, uint32 round) external nonReentrant {
-        _project(projectId);
         Round storage r = _rounds[projectId][round];
         if (r.state != RoundState.Expired) revert RoundNotExpired(projectId, round);
         Submission storage s = _submissions[projectId][round][msg.sender];
         if (!s.revealed) revert NotRevealed(msg.sender);
         if (s.claimed) revert AlreadyClaimed(msg.sender);
-        uint256 share = r.total / r.reveals;
+        uint128 share = r.total / r.reveals;
 
         s.claimed = true;
         r.claimed += share;

@@ -278,6 +278,19 @@ class LearningMarket:
         nodes = [_b32(p, "proof node") for p in proof]
         return self._transact(account, "claim", project_id, round, amount, nodes)
 
+    def claim_many(
+        self,
+        account: LocalAccount,
+        project_id: int,
+        claims: list[tuple[int, int, list[bytes]]],
+    ) -> TxResult:
+        """``claimMany``: several rounds' rewards in one transaction (one transfer);
+        ``claims`` holds (round, amount, proof) per round."""
+        rounds = [r for r, _, _ in claims]
+        amounts = [a for _, a, _ in claims]
+        proofs = [[_b32(p, "proof node") for p in proof] for _, _, proof in claims]
+        return self._transact(account, "claimMany", project_id, rounds, amounts, proofs)
+
     def expire_round(self, account: LocalAccount, project_id: int, round: int) -> TxResult:
         return self._transact(account, "expireRound", project_id, round)
 
@@ -325,7 +338,15 @@ class LearningMarket:
 
     def get_submission(self, project_id: int, round: int, trainer: str) -> Submission:
         s = self._call("getSubmission", project_id, round, _addr(trainer, "trainer"))
-        return Submission(bytes(s[0]), bytes(s[1]), s[2], s[3])
+        return Submission(bytes(s[0]), s[1], s[2])
+
+    def revealed_digest(self, project_id: int, round: int, trainer: str) -> bytes | None:
+        """The update digest ``trainer`` revealed in the round (from its ``UpdateRevealed``
+        event: the contract does not store it), or None."""
+        events = self.events(
+            "UpdateRevealed", project_id=project_id, round=round, trainer=_addr(trainer, "trainer")
+        )
+        return events[-1]["args"]["update_digest"] if events else None
 
     def is_claimed(self, project_id: int, round: int, account: str) -> bool:
         return bool(self._call("isClaimed", project_id, round, _addr(account, "account")))

@@ -79,10 +79,17 @@ class Round:
 
 @dataclass(frozen=True)
 class Submission:
+    """A trainer's submission as the contract stores it: ``commitment`` is the first 28 bytes
+    of the full commitment (all zero if none); the revealed digest is in the
+    ``UpdateRevealed`` event (see :meth:`LearningMarket.revealed_digest`)."""
+
     commitment: bytes
-    update_digest: bytes
     revealed: bool
     claimed: bool
+
+    @property
+    def committed(self) -> bool:
+        return any(self.commitment)
 
 
 def compute_commitment(update_digest: bytes, trainer: str, salt: bytes) -> bytes:

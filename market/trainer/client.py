@@ -132,7 +132,7 @@ class TrainerClient:
         """
         sub = self._required(project_id, round_number)
         on_chain = self.market.get_submission(project_id, round_number, self.address)
-        if on_chain.commitment != b"\0" * 32:
+        if on_chain.committed:
             self._set(sub, status="committed")
             return None
         if admission_proof is None:

@@ -184,10 +184,7 @@ class TrainerService(Service):
             "commit",
             project_id,
             number,
-            lambda: (
-                self.market.get_submission(project_id, number, self.account.address).commitment
-                != b"\0" * 32
-            ),
+            lambda: self.market.get_submission(project_id, number, self.account.address).committed,
             lambda: self.client.commit(project_id, number),
         )
         if tx is None:
@@ -224,9 +221,7 @@ class TrainerService(Service):
         if sub.status == "prepared":
             if r.state == RoundState.OPEN and now <= r.commit_deadline:
                 return self._commit(pid, number)
-            if self.market.get_submission(pid, number, self.account.address).commitment == bytes(
-                32
-            ):
+            if not self.market.get_submission(pid, number, self.account.address).committed:
                 self.client._set(sub, status="missed")
                 return 0
             self.client._set(sub, status="committed")

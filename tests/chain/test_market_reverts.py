@@ -71,12 +71,8 @@ def test_unknown_project_everywhere(market_env):
     t = env.trainers[0]
     calls = [
         (m.open_round, env.aggregator, MISSING, digest("g")),
-        (m.commit_update, t, MISSING, 1, digest("c")),
-        (m.reveal_update, t, MISSING, 1, digest("u"), digest("s")),
         (m.finalize_round, env.aggregator, MISSING, 1, ZERO, ZERO, ZERO, 0),
-        (m.claim, t, MISSING, 1, 1, []),
         (m.expire_round, t, MISSING, 1),
-        (m.claim_expired, t, MISSING, 1),
         (m.cancel_project, env.owner, MISSING),
         (m.refund, env.owner, MISSING),
         (m.get_project, MISSING),
@@ -86,6 +82,17 @@ def test_unknown_project_everywhere(market_env):
     for fn, *args in calls:
         exc = expect_revert("UnknownProject", fn, *args)
         assert exc.args == (MISSING,)
+    # the trainer's calls skip the project read (gas): an unknown project has no open or
+    # settled round, and the round check names it
+    trainer_calls = [
+        ("RoundNotOpen", m.commit_update, t, MISSING, 1, digest("c")),
+        ("RoundNotOpen", m.reveal_update, t, MISSING, 1, digest("u"), digest("s")),
+        ("RoundNotFinalized", m.claim, t, MISSING, 1, 1, []),
+        ("RoundNotFinalized", m.claim_many, t, MISSING, [(1, 1, [])]),
+        ("RoundNotExpired", m.claim_expired, t, MISSING, 1),
+    ]
+    for error, fn, *args in trainer_calls:
+        assert expect_revert(error, fn, *args).args == (MISSING, 1)
     assert m.is_claimed(MISSING, 1, t.address) is False  # plain view, no revert
 
 
@@ -168,6 +175,8 @@ def test_commit_rejects_zero_and_duplicate(market_env, open_round):
     pid, rnd = open_round()
     u = make_update(env.trainers[0])
     expect_revert("ZeroCommitment", m.commit_update, u.trainer, pid, rnd, ZERO)
+    # only the first 28 bytes are stored: a zero prefix would read as "not committed"
+    expect_revert("ZeroCommitment", m.commit_update, u.trainer, pid, rnd, ZERO[:28] + b"\1" * 4)
     m.commit_update(u.trainer, pid, rnd, u.commitment)
     other = make_update(env.trainers[0], "second")
     exc = expect_revert("AlreadyCommitted", m.commit_update, u.trainer, pid, rnd, other.commitment)
@@ -199,7 +208,7 @@ def test_commit_admission_proof(market_env, open_round):
     ok = make_update(env.trainers[1])
     expect_revert("NotAdmitted", m.commit_update, ok.trainer, pid, rnd, ok.commitment, [])
     m.commit_update(ok.trainer, pid, rnd, ok.commitment, tree.proof_for(ok.trainer.address))
-    assert m.get_submission(pid, rnd, ok.trainer.address).commitment == ok.commitment
+    assert m.get_submission(pid, rnd, ok.trainer.address).commitment == ok.commitment[:28]
 
 
 def test_single_admitted_trainer_needs_empty_proof(market_env, open_round):
@@ -257,7 +266,7 @@ def test_reveal_requires_commit_and_matching_values(market_env, open_round):
     assert exc.args == (stranger.trainer.address,)
     args = (pid, rnd, honest.update_digest)
     exc = expect_revert("CommitmentMismatch", m.reveal_update, copier.trainer, *args, honest.salt)
-    assert exc.args[0] == honest.commitment
+    assert exc.args[0] == honest.commitment[:28] + b"\0" * 4  # the stored 224-bit prefix
     expect_revert("CommitmentMismatch", m.reveal_update, honest.trainer, *args, digest("bad salt"))
     expect_revert(
         "CommitmentMismatch",
@@ -383,11 +392,32 @@ def test_claim_proof_checks(market_env, revealed_round):
     expect_revert("InvalidProof", m.claim, a, pid, rnd, amounts[0] + 1, proof_a)
     expect_revert("InvalidProof", m.claim, a, pid, rnd, amounts[0], tree.proof_for(b.address))
     expect_revert("InvalidProof", m.claim, b, pid, rnd, amounts[0], proof_a)  # a's leaf, b calls
-    expect_revert("InvalidProof", m.claim, env.outsider, pid, rnd, amounts[0], proof_a)
+    expect_revert("NotRevealed", m.claim, env.outsider, pid, rnd, amounts[0], proof_a)
     expect_revert("InvalidProof", m.claim, a, pid, rnd, amounts[0], [])
     m.claim(a, pid, rnd, amounts[0], proof_a)
     exc = expect_revert("AlreadyClaimed", m.claim, a, pid, rnd, amounts[0], proof_a)
     assert exc.args == (a.address,)
+    env.assert_escrow_balanced()
+
+
+def test_claim_only_by_a_revealed_submitter(market_env, open_round):
+    """The reward table cannot pay an account that did not reveal in the round: neither a
+    trainer who only committed nor an outsider, even with a valid leaf and proof."""
+    env, m = market_env, market_env.market
+    pid, rnd = open_round()
+    revealer, committer = make_update(env.trainers[0]), make_update(env.trainers[1])
+    for u in (revealer, committer):
+        m.commit_update(u.trainer, pid, rnd, u.commitment)
+    env.advance(101)
+    m.reveal_update(revealer.trainer, pid, rnd, revealer.update_digest, revealer.salt)
+    env.advance(101)
+    payees = [revealer.trainer, committer.trainer, env.outsider]
+    tree = MerkleTree.of_rewards([(t.address, 10) for t in payees])
+    m.finalize_round(env.aggregator, pid, rnd, ZERO, ZERO, tree.root, 30)
+    for t in payees[1:]:
+        exc = expect_revert("NotRevealed", m.claim, t, pid, rnd, 10, tree.proof_for(t.address))
+        assert exc.args == (t.address,)
+    m.claim(revealer.trainer, pid, rnd, 10, tree.proof_for(revealer.trainer.address))
     env.assert_escrow_balanced()
 
 

@@ -234,7 +234,7 @@ def test_store_lost_mid_fetch_aborts_the_round_instead_of_robbing_a_trainer(
     trainers = env.trainers[:2]
     _submit(env, m, direct, project, number, trainers)
 
-    victim = m.get_submission(project.project_id, number, trainers[1].address).update_digest
+    victim = m.revealed_digest(project.project_id, number, trainers[1].address)
     trip = tuple(normalize_cid(c).encode() for c in cid_candidates(victim))
     switch = TcpSwitch(int(ipfs_daemon.api_url.rsplit(":", 1)[1]), trip_on=trip)
     flaky = IpfsNodeStore(switch.url)

@@ -1,5 +1,6 @@
 """Known limits, pinned as tests so a change in behaviour is noticed (see SECURITY.md):
-the contract checks the budget and the Merkle proofs, not who is in the reward table."""
+the contract checks the budget, the Merkle proofs and that a claimant revealed in the
+round, not the amounts in the reward table."""
 
 from __future__ import annotations
 
@@ -30,13 +31,27 @@ def _revealed_round(env):
     return pid, rnd, t
 
 
-def test_aggregator_can_pay_an_account_that_never_submitted(market_env):
-    """Only `market verify` (re-execution) catches this; the contract cannot."""
+def test_reward_table_cannot_pay_a_non_submitter(market_env):
+    """Closed limit: only a trainer who revealed in the round can claim from its table."""
     env, m = market_env, market_env.market
     pid, rnd, honest = _revealed_round(env)
     tree = MerkleTree.of_rewards([(env.outsider.address, REWARD)])
     m.finalize_round(env.aggregator, pid, rnd, ZERO, ZERO, tree.root, REWARD)
-    m.claim(env.outsider, pid, rnd, REWARD, tree.proof(0))
+    with pytest.raises(ContractRevert) as info:
+        m.claim(env.outsider, pid, rnd, REWARD, tree.proof(0))
+    assert info.value.error_name == "NotRevealed"
+    assert m.get_round(pid, rnd).claimed == 0
+    env.assert_escrow_balanced()
+
+
+def test_aggregator_can_split_among_revealed_trainers_as_it_likes(market_env):
+    """Still open: the contract cannot see scores, so the table may give one revealed
+    trainer everything. Only `market verify` (re-execution) catches this."""
+    env, m = market_env, market_env.market
+    pid, rnd, favourite = _revealed_round(env)
+    tree = MerkleTree.of_rewards([(favourite.address, REWARD)])
+    m.finalize_round(env.aggregator, pid, rnd, ZERO, ZERO, tree.root, REWARD)
+    m.claim(favourite, pid, rnd, REWARD, tree.proof(0))
     assert m.get_round(pid, rnd).claimed == REWARD
     env.assert_escrow_balanced()
 
