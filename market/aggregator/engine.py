@@ -45,12 +45,13 @@ def run_rules(
         k: Sketcher(source.n, k, source.d, source.block_size)
         for k in sorted({r.sketch_dim() for r in rules if isinstance(r, GramRule)} - {0})
     }
-    coords = {
-        r.name: CoordinateAccumulator(r, source.n, source.d, source.block_size)
-        for r in rules
-        if isinstance(r, CoordinateRule)
-    }
-    visitors = [s.visit for s in sketchers.values()] + [c.visit for c in coords.values()]
+    coordinate_rules = [r for r in rules if isinstance(r, CoordinateRule)]
+    coords = (
+        CoordinateAccumulator(coordinate_rules, source.n, source.d, source.block_size)
+        if coordinate_rules
+        else None
+    )
+    visitors = [s.visit for s in sketchers.values()] + ([coords.visit] if coords else [])
 
     def visit(col: int, q: np.ndarray, s: np.ndarray) -> None:
         for v in visitors:
@@ -66,7 +67,7 @@ def run_rules(
             sol = rule.solve(RoundInputs(g, counts, ids, states.get(rule.name), sk))
             linear.append((rule.name, sol))
         elif isinstance(rule, CoordinateRule):
-            results[rule.name] = coords[rule.name].result()
+            results[rule.name] = coords.result(rule.name)
         else:
             results[rule.name] = rule.aggregate(source, counts, states.get(rule.name), ids)
     if linear:
