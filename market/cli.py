@@ -656,14 +656,24 @@ def trainer_apply(
     contract: ContractOpt = None,
     account: AccountOpt = None,
     keystore: KeystoreOpt = None,
+    aggregator_api: Annotated[
+        str | None,
+        typer.Option(help="Deliver it to this aggregator API (http://host:port), not only the DB."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sign an application (EIP-712, no gas) to a round of a project with admission."""
     from market.reputation.commands import apply
+    from market.reputation.remote import AggregatorApi
 
     env = Env(rpc_url, "embedded", data_dir, db_url, contract)
     signed = apply(
-        env.market, env.db, env.account("trainer", account, keystore), project, round_number
+        env.market,
+        env.db,
+        env.account("trainer", account, keystore),
+        project,
+        round_number,
+        AggregatorApi(aggregator_api) if aggregator_api else None,
     )
     emit(signed, as_json)
 

@@ -19,9 +19,12 @@ A file may hold both services' settings; each reads the top level and its own se
     data = "/srv/trainer/data"  # 'digits', a .npz/.csv file or a directory of them
     # loader = "mypkg.data:load"  (called with the project spec, returns a Dataset)
 
+    aggregator_api = "http://127.0.0.1:8650"  # gated projects: apply + fetch admission
+
     [aggregator]
     projects = [1, 4]
     round_interval = 60.0
+    api_listen = "127.0.0.1:8650"  # off unless set
 """
 
 from __future__ import annotations
@@ -114,6 +117,11 @@ class TrainerConfig(ServiceConfig):
     digits_alpha: float = 0.5
     seed: int = 0
     auto_claim: bool = True
+    aggregator_api: str | None = Field(
+        default=None,
+        description="the aggregator's API (http://host:port): where gated rounds' signed "
+        "applications go and their admission documents come from (checked against chain)",
+    )
 
     @field_validator("min_reward")
     @classmethod
@@ -133,6 +141,32 @@ class AggregatorConfig(ServiceConfig):
     open_rounds: bool = True
     round_interval: float = Field(default=0.0, ge=0, description="seconds between rounds")
     prefetch: bool = True
+    api_listen: str | None = Field(
+        default=None,
+        description="'host:port' of the HTTP API taking trainers' applications and serving "
+        "admission documents (off when unset; e.g. 127.0.0.1:8650)",
+    )
+    application_window: float = Field(
+        default=0.0,
+        ge=0,
+        description="chain seconds a gated round takes applications before it is opened, "
+        "from the project's creation (round 1) or the previous round's opening",
+    )
+
+    @field_validator("api_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            listen_address(value)
+        return value
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """'host:port' as (host, port); ConfigError on anything else."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"not a host:port listen address: {value!r} (e.g. 127.0.0.1:8650)")
+    return host.strip("[]"), int(port)
 
 
 def parse_eth(value: str) -> int:

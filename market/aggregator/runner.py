@@ -12,18 +12,23 @@ any point restarts without a second ``openRound`` or ``finalizeRound``.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from market.aggregator.service import Aggregator, load_spec
 from market.chain import RoundState, TxResult, chain_time
-from market.config import AggregatorConfig
+from market.config import AggregatorConfig, listen_address
 from market.db import ProjectChoice
 from market.db.intents import crashpoint
 from market.errors import MarketError
+from market.reputation.admission import policy_from_spec
 from market.runtime import Service, ServiceLog
 from market.spec import ProjectSpec
 from market.storage.resolve import get_by_digest
+
+if TYPE_CHECKING:
+    from market.aggregator.api import ApiServer
 
 
 class _CrashingStore:
@@ -54,6 +59,35 @@ class AggregatorRunner(Service):
         self._last_finalized: dict[int, float] = {}
         self._prefetched: set[bytes] = set()
         self._specs: dict[int, ProjectSpec] = {}
+        self._window_start: dict[tuple[int, int], int] = {}
+
+    def run(self, *, until_idle: bool = False, max_passes: int | None = None) -> int:
+        """The service loop, with the HTTP API (``api_listen``) up for as long as it runs."""
+        server = self._start_api()
+        try:
+            return super().run(until_idle=until_idle, max_passes=max_passes)
+        finally:
+            if server is not None:
+                server.stop()
+
+    def _start_api(self) -> ApiServer | None:
+        if self.config.api_listen is None:
+            return None
+        from market.aggregator.api import ApiServer, create_api  # FastAPI: only when asked
+
+        host, port = listen_address(self.config.api_listen)
+        app = create_api(
+            self.market, self.store, self.db, self.account.address, self.config.projects
+        )
+        server = ApiServer(app, host, port)
+        server.start()
+        self.log.event("api", url=f"http://{self.config.api_listen}")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            self.log.warn(
+                f"the aggregator API listens on {host}, beyond this machine: applications are "
+                "signed, but put a proxy with rate limits in front of it"
+            )
+        return server
 
     # -- one pass ----------------------------------------------------------------------
 
@@ -115,15 +149,18 @@ class AggregatorRunner(Service):
             ProjectChoice.project_id == project_id,
         )
 
+    def _spec(self, project_id: int) -> ProjectSpec:
+        if project_id not in self._specs:  # a project's spec never changes
+            self._specs[project_id] = load_spec(self.market, self.store, project_id)
+        return self._specs[project_id]
+
     def _prefetch(self, project_id: int, number: int, digest: bytes) -> None:
         """Fetch a revealed update as soon as it is announced: the store keeps it, and a
         missing or oversized upload shows in the log while trainers can still fix it."""
         if digest in self._prefetched:
             return
         try:
-            if project_id not in self._specs:  # a project's spec never changes
-                self._specs[project_id] = load_spec(self.market, self.store, project_id)
-            spec = self._specs[project_id]
+            spec = self._spec(project_id)
             cid, data = get_by_digest(self.store, digest, max_size=spec.max_update_bytes)
             self._prefetched.add(digest)
             self.log.event(
@@ -156,7 +193,29 @@ class AggregatorRunner(Service):
         since = time.monotonic() - self._last_finalized.get(project_id, float("-inf"))
         if since < self.config.round_interval:
             return 0
+        if self.config.application_window and policy_from_spec(self._spec(project_id).admission):
+            closes = self._applications_opened(project_id, number) + int(
+                self.config.application_window
+            )
+            if now < closes:  # trainers are still applying to the gated round
+                self.nudge_dev_clock(closes)
+                return 0
         return self._open(project_id, number + 1)
+
+    def _applications_opened(self, project_id: int, opened: int) -> int:
+        """Chain time since when round ``opened + 1`` takes applications: the project's
+        creation, or the opening of round ``opened`` (trainers apply for the next round then)."""
+        key = (project_id, opened)
+        if key not in self._window_start:
+            start = self.config.start_block
+            events = (
+                self.market.events("RoundOpened", start, project_id=project_id, round=opened)
+                if opened
+                else self.market.events("ProjectCreated", start, project_id=project_id)
+            )
+            block = self.w3.eth.get_block(events[0]["block_number"])
+            self._window_start[key] = int(block["timestamp"])
+        return self._window_start[key]
 
     def _open(self, project_id: int, number: int) -> int:
         result = self.guard.run(

@@ -35,7 +35,7 @@ MAX_DOWNLOAD = 256 * 1024 * 1024
 CID_RE = re.compile(r"^[A-Za-z0-9]{10,100}$")
 
 
-def _error(status: int, exc: BaseException) -> JSONResponse:
+def error_response(status: int, exc: BaseException) -> JSONResponse:
     return JSONResponse({"error": str(exc), "kind": type(exc).__name__}, status_code=status)
 
 
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(LookupError)
     async def not_found(_: Request, exc: LookupError) -> JSONResponse:
-        return _error(404, exc)
+        return error_response(404, exc)
 
     @app.exception_handler(MarketError)
     async def market_error(_: Request, exc: MarketError) -> JSONResponse:
@@ -60,16 +60,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 status_code=409,
             )
         if isinstance(exc, ConfigError | ReputationError):
-            return _error(400, exc)
+            return error_response(400, exc)
         if isinstance(exc, StorageError):
-            return _error(404, exc)
+            return error_response(404, exc)
         if isinstance(exc, ChainError):
-            return _error(503, exc)
-        return _error(400, exc)
+            return error_response(503, exc)
+        return error_response(400, exc)
 
     @app.exception_handler(requests.exceptions.ConnectionError)
     async def chain_down(_: Request, exc: Exception) -> JSONResponse:
-        return _error(503, ChainError(f"chain unreachable at {settings.rpc_url}: {exc}"))
+        return error_response(503, ChainError(f"chain unreachable at {settings.rpc_url}: {exc}"))
 
     # -- health and accounts ----------------------------------------------------------
 

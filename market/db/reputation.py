@@ -65,6 +65,8 @@ class SignedApplication(Base):
     round: Mapped[int] = mapped_column(Integer)
     trainer: Mapped[str] = mapped_column(String(42))
     signature: Mapped[str] = mapped_column(String(140))
+    # trainer side: the aggregator API that accepted it (None: stored where it was received)
+    delivered_to: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class PublishedAdmission(Base):

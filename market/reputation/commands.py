@@ -16,6 +16,7 @@ from market.errors import ReputationError
 from market.reputation.admission import POLICY_NAME, normalise_address, policy_from_spec
 from market.reputation.application import sign_application
 from market.reputation.indexer import ReputationIndexer
+from market.reputation.remote import AggregatorApi
 from market.reputation.rounds import (
     RoundOpener,
     load_admission,
@@ -64,13 +65,21 @@ def project_policy(market: LearningMarket, store: Store, project_id: int):  # no
 
 
 def apply(
-    market: LearningMarket, db: Database, account: LocalAccount, project_id: int, round_: int | None
+    market: LearningMarket,
+    db: Database,
+    account: LocalAccount,
+    project_id: int,
+    round_: int | None,
+    api: AggregatorApi | None = None,
 ) -> dict[str, Any]:
-    """Sign an application to a round (default: the next one) and store it for the service."""
+    """Sign an application to a round (default: the next one) and store it: delivered to the
+    aggregator's ``api`` first when given, else only in ``db`` (shared with the aggregator)."""
     number = next_round(market, project_id) if round_ is None else round_
     app = sign_application(account, project_id, number, int(market.w3.eth.chain_id), market.address)
-    record_application(db, app)
-    return app.to_json()
+    if api is not None:
+        api.apply(app)  # refused or unreachable: raises, nothing recorded as delivered
+    record_application(db, app, delivered_to=api.url if api else None)
+    return app.to_json() | ({"delivered_to": api.url} if api else {})
 
 
 def open_round(

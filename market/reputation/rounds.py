@@ -75,34 +75,51 @@ def next_round(market: LearningMarket, project_id: int) -> int:
 
 
 # ------------------------------------------------------------------------- applications
-def record_application(db: Database, app: Application) -> str:
-    """Verify a signed application and store it (a newer one replaces the trainer's old one)."""
+def record_application(db: Database, app: Application, delivered_to: str | None = None) -> str:
+    """Verify a signed application and store it (a newer one replaces the trainer's old one);
+    ``delivered_to``: the aggregator API that accepted it, on the trainer's side."""
     trainer = verify_application(app)
     ensure_tables(db.engine)
     with db.session() as s:
         row = s.scalar(
-            select(SignedApplication).where(
-                SignedApplication.contract == app.market,
-                SignedApplication.chain_id == app.chain_id,
-                SignedApplication.project_id == app.project_id,
-                SignedApplication.round == app.round,
-                SignedApplication.trainer == trainer,
-            )
+            _application_query(app.market, app.chain_id, app.project_id, app.round, trainer)
         )
         if row is None:
-            s.add(
-                SignedApplication(
-                    contract=app.market,
-                    chain_id=app.chain_id,
-                    project_id=app.project_id,
-                    round=app.round,
-                    trainer=trainer,
-                    signature="0x" + app.signature.hex(),
-                )
+            row = SignedApplication(
+                contract=app.market,
+                chain_id=app.chain_id,
+                project_id=app.project_id,
+                round=app.round,
+                trainer=trainer,
             )
-        else:
-            row.signature = "0x" + app.signature.hex()
+            s.add(row)
+        row.signature = "0x" + app.signature.hex()
+        row.delivered_to = delivered_to or row.delivered_to
     return trainer
+
+
+def stored_application(
+    db: Database, market: LearningMarket, project_id: int, round_: int, trainer: str
+) -> SignedApplication | None:
+    """One trainer's stored application to a round, if any."""
+    ensure_tables(db.engine)
+    chain_id = int(market.w3.eth.chain_id)
+    with db.session() as s:
+        return s.scalar(
+            _application_query(
+                market.address, chain_id, project_id, round_, normalise_address(trainer)
+            )
+        )
+
+
+def _application_query(contract: str, chain_id: int, project_id: int, round_: int, trainer: str):  # noqa: ANN202
+    return select(SignedApplication).where(
+        SignedApplication.contract == contract,
+        SignedApplication.chain_id == chain_id,
+        SignedApplication.project_id == project_id,
+        SignedApplication.round == round_,
+        SignedApplication.trainer == trainer,
+    )
 
 
 def stored_applications(
@@ -183,19 +200,31 @@ def publish_admission(
         return AdmissionRecord(project_id, number, ZERO32, None, None, None)
     cid = indexer.store.put(canonical_json(document))
     indexer.store.pin(cid)
-    with indexer.db.session() as s:
-        row = s.scalar(_published_query(market.address, indexer.chain_id, project_id, number))
+    index_admission(indexer.db, market, project_id, number, admission, cid)
+    return AdmissionRecord(project_id, number, admission.root, cid, admission, document)
+
+
+def index_admission(
+    db: Database,
+    market: LearningMarket,
+    project_id: int,
+    round_: int,
+    admission: Admission,
+    cid: str,
+) -> None:
+    """Remember where a round's admission document is (the aggregator when publishing it, a
+    trainer once it has checked a fetched copy against the chain's root)."""
+    ensure_tables(db.engine)
+    chain_id = int(market.w3.eth.chain_id)
+    with db.session() as s:
+        row = s.scalar(_published_query(market.address, chain_id, project_id, round_))
         if row is None:
             row = PublishedAdmission(
-                contract=market.address,
-                chain_id=indexer.chain_id,
-                project_id=project_id,
-                round=number,
+                contract=market.address, chain_id=chain_id, project_id=project_id, round=round_
             )
             s.add(row)
         row.root, row.cid = "0x" + admission.root.hex(), cid
         row.admitted = len(admission.admitted)
-    return AdmissionRecord(project_id, number, admission.root, cid, admission, document)
 
 
 def open_round_with_admission(

@@ -22,6 +22,10 @@ from market.config import TrainerConfig
 from market.db import Claim, ProjectChoice, Submission
 from market.db.intents import crashpoint
 from market.errors import MarketError, TrainingError
+from market.reputation.admission import policy_from_spec
+from market.reputation.commands import apply
+from market.reputation.remote import AggregatorApi, ApiRefused, ApiUnavailable, fetch_admission
+from market.reputation.rounds import admission_proof, stored_application
 from market.runtime import Service, ServiceLog
 from market.spec import ProjectSpec
 from market.trainer.client import TrainerClient
@@ -72,7 +76,11 @@ class TrainerService(Service):
         super().__init__(config, log)
         self.config: TrainerConfig = config
         self.client = TrainerClient(self.market, self.store, self.account, self.db)
+        self.api = AggregatorApi(config.aggregator_api) if config.aggregator_api else None
         self._data: Dataset | None = None
+        self._gated: dict[int, bool] = {}
+        self._settled: set[tuple[int, int]] = set()  # not admitted, or application refused
+        self._warned: dict[tuple[str, int, int], str] = {}
 
     # -- one pass ----------------------------------------------------------------------
 
@@ -81,7 +89,7 @@ class TrainerService(Service):
         for ev in self.follower.poll():
             actions += self._handle(ev)
         self.follower.save()
-        return actions + self._advance()
+        return actions + self._advance() + self._gated_rounds()
 
     def _handle(self, ev: dict) -> int:
         args = ev["args"]
@@ -144,6 +152,81 @@ class TrainerService(Service):
     def _accepted(self, project_id: int) -> bool:
         return self._choose(project_id)
 
+    def _joined(self) -> list[int]:
+        with self.db.session() as s:
+            return sorted(
+                s.scalars(
+                    select(ProjectChoice.project_id).where(
+                        ProjectChoice.contract == self.market.address,
+                        ProjectChoice.service == self.service_name,
+                        ProjectChoice.accepted.is_(True),
+                    )
+                )
+            )
+
+    # -- gated projects: apply, then find the admitted list ----------------------------
+
+    def _is_gated(self, project_id: int) -> bool:
+        if project_id not in self._gated:  # a project's spec never changes
+            admission = self.client.spec(project_id).admission
+            self._gated[project_id] = policy_from_spec(admission) is not None
+        return self._gated[project_id]
+
+    def _gated_rounds(self) -> int:
+        """For every joined project with admission: apply to its next round, and take part in
+        its current round if that was put off (API down, document not published yet)."""
+        actions = 0
+        for pid in self._joined():
+            try:
+                if not self._is_gated(pid):
+                    continue
+                project = self.market.get_project(pid)
+                number = project.rounds_opened
+                if not project.cancelled and number < project.rounds:
+                    actions += self._apply(pid, number + 1)
+                if (
+                    number
+                    and (pid, number) not in self._settled
+                    and self.client._submission(pid, number) is None
+                ):
+                    actions += self._participate(pid, number)
+            except MarketError as exc:
+                self.log.warn(f"project {pid}: {exc}")
+        return actions
+
+    def _apply(self, project_id: int, number: int) -> int:
+        """Sign and deliver an application (to the aggregator API, else into this database,
+        which the aggregator must then share), once; an unreachable API is retried."""
+        key = (project_id, number)
+        if key in self._settled:
+            return 0
+        row = stored_application(self.db, self.market, project_id, number, self.account.address)
+        if row is not None and (self.api is None or row.delivered_to == self.api.url):
+            return 0
+        try:
+            apply(self.market, self.db, self.account, project_id, number, self.api)
+        except ApiUnavailable as exc:
+            self._warn_once("apply", project_id, number, f"{exc}; will retry")
+            return 0
+        except ApiRefused as exc:
+            self._settled.add(key)
+            self.log.event("application_refused", project=project_id, round=number, reason=str(exc))
+            return 0
+        self.log.event(
+            "applied",
+            project=project_id,
+            round=number,
+            to=self.api.url if self.api else "database",
+        )
+        return 1
+
+    def _warn_once(self, what: str, project_id: int, number: int, message: str) -> None:
+        """A warning per change, not per pass: a service polling a down API repeats itself."""
+        key = (what, project_id, number)
+        if self._warned.get(key) != message:
+            self._warned[key] = message
+            self.log.warn(f"project {project_id} round {number}: {message}")
+
     # -- a round -----------------------------------------------------------------------
 
     def _participate(self, project_id: int, number: int) -> int:
@@ -153,7 +236,9 @@ class TrainerService(Service):
             or chain_time(self.w3) > chain_round.commit_deadline
         ):
             return 0  # history being replayed, or too late for this round
-        if chain_round.admission_root != ZERO32 and not self._admitted(project_id, number):
+        if chain_round.admission_root != ZERO32 and (
+            (project_id, number) in self._settled or not self._admitted(project_id, number)
+        ):
             return 0
         if self.client._submission(project_id, number) is None:
             data = self._dataset(project_id)
@@ -165,16 +250,22 @@ class TrainerService(Service):
             crashpoint("trainer.prepared")
         return self._commit(project_id, number)
 
-    def _admitted(self, project_id: int, number: int) -> bool:
+    def _admitted(self, project_id: int, number: int) -> bool | None:
         """Whether the round's published admission list holds this trainer (checked against
-        the on-chain root); a refused trainer does not train for nothing."""
-        from market.reputation import admission_proof
-
+        the on-chain root); a refused trainer does not train for nothing. None: the list
+        cannot be had from the aggregator API yet — asked again on the next pass."""
+        if self.api is not None:
+            try:
+                fetch_admission(self.api, self.market, self.store, self.db, project_id, number)
+            except MarketError as exc:  # down, not published yet, or contradicted by the chain
+                self._warn_once("admission", project_id, number, f"{exc}; will retry")
+                return None
         try:
             admission_proof(
                 self.store, self.market, self.account.address, project_id, number, db=self.db
             )
         except MarketError as exc:
+            self._settled.add((project_id, number))
             self.log.event("not_admitted", project=project_id, round=number, reason=str(exc))
             return False
         return True
