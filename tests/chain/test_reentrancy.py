@@ -31,7 +31,7 @@ def _actor_round(env, actor: ContractActor, others: int = 1):
     return pid, rnd, eoas
 
 
-@pytest.mark.parametrize("reentry", ["claim", "claimExpired", "refund"])
+@pytest.mark.parametrize("reentry", ["claim", "claimMany", "claimExpired", "refund"])
 def test_claim_reentry_is_blocked(market_env, reentry):
     """Re-entering claim, or any other paying function (one guard for all), fails."""
     env, m = market_env, market_env.market
@@ -45,6 +45,7 @@ def test_claim_reentry_is_blocked(market_env, reentry):
     proof = tree.proof_for(actor.address)
     reentry_args = {
         "claim": (pid, rnd, REWARD // 2, proof),
+        "claimMany": (pid, [rnd], [REWARD // 2], [proof]),
         "claimExpired": (pid, rnd),
         "refund": (pid,),
     }[reentry]
@@ -59,6 +60,23 @@ def test_claim_reentry_is_blocked(market_env, reentry):
     env.assert_escrow_balanced()
     # a second claim outside the reentry is refused by the claimed flag
     expect_revert("AlreadyClaimed", actor.call, "claim", pid, rnd, REWARD // 2, proof)
+
+
+def test_claim_many_reentry_is_blocked(market_env):
+    """claimMany marks every round before its one transfer: re-entering claim fails."""
+    env, m = market_env, market_env.market
+    actor = ContractActor(env, env.trainers[6])
+    pid, rnd, eoas = _actor_round(env, actor)
+    tree = MerkleTree.of_rewards([(actor.address, REWARD // 2), (eoas[0].address, REWARD // 2)])
+    env.advance(101)
+    m.finalize_round(env.aggregator, pid, rnd, ZERO, ZERO, tree.root, REWARD)
+    proof = tree.proof_for(actor.address)
+    actor.set_mode(ContractActor.REENTER, "claim", pid, rnd, REWARD // 2, proof)
+    result = actor.call("claimMany", pid, [rnd], [REWARD // 2], [proof])
+    assert [e["event"] for e in result.events] == ["RewardClaimed"]
+    assert bytes(actor.view("lastReentryError"))[:4] == GUARD_SELECTOR
+    assert env.w3.eth.get_balance(actor.address) == REWARD // 2
+    env.assert_escrow_balanced()
 
 
 def test_claim_expired_reentry_is_blocked(market_env):
