@@ -7,24 +7,44 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from market.config import DEV_CHAIN_ID, ServiceConfig, signing_account
 from market.db.follow import ChainChanged
 from market.errors import ChainError, ConfigError
 
+if TYPE_CHECKING:
+    from market.trainer.local import TrainingProgress  # torch: not for the aggregator
+
+PROGRESS_EVERY = 2.0  # seconds between training-progress log events (a bar redraws freely)
+
 
 class ServiceLog:
     """One line per thing that happened: JSON on stdout (``json_logs``) or rich on stderr."""
 
-    def __init__(self, json_logs: bool = False, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        json_logs: bool = False,
+        console: Console | None = None,
+        progress_every: float = PROGRESS_EVERY,
+    ) -> None:
         self.json_logs = json_logs
         self.console = console or Console(stderr=True)
+        self.progress_every = progress_every
         self.records: list[dict[str, Any]] = []  # kept for tests and summaries
 
     def event(self, what: str, **fields: Any) -> None:
@@ -49,6 +69,54 @@ class ServiceLog:
             return
         with self.console.status(description):
             yield
+
+    @contextmanager
+    def progress(
+        self, description: str, **fields: Any
+    ) -> Iterator[Callable[[TrainingProgress], None]]:
+        """A reporter for local training: on a terminal a bar per epoch (batches done, loss,
+        time left); otherwise ``progress`` events, at most one per ``progress_every`` seconds
+        plus the last, so ``--json`` logs stay short and machine-readable."""
+        if self.json_logs or not self.console.is_terminal:
+            last = float("-inf")
+
+            def record(p: TrainingProgress) -> None:
+                nonlocal last
+                finished = p.epoch == p.epochs and p.batch == p.batches
+                now = time.monotonic()
+                if finished or now - last >= self.progress_every:
+                    last = now
+                    self.event(
+                        "progress",
+                        **fields,
+                        epoch=p.epoch,
+                        epochs=p.epochs,
+                        batch=p.batch,
+                        batches=p.batches,
+                        loss=round(p.loss, 5),
+                    )
+
+            yield record
+            return
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("batches · loss {task.fields[loss]:.4f}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=self.console) as bars:
+            tasks: dict[int, TaskID] = {}
+
+            def draw(p: TrainingProgress) -> None:
+                if p.epoch not in tasks:
+                    tasks[p.epoch] = bars.add_task(
+                        f"{description} · epoch {p.epoch}/{p.epochs}", total=p.batches, loss=p.loss
+                    )
+                bars.update(tasks[p.epoch], completed=p.batch, loss=p.loss)
+
+            yield draw
 
 
 def resolve_contract(config: ServiceConfig, chain_id: int) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -10,6 +13,32 @@ from torch import nn
 
 from market.trainer.data import Dataset
 from market.trainer.model import get_weights, set_weights
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where local training is: after ``batch`` of ``batches`` in epoch ``epoch`` (1-based)."""
+
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    loss: float  # the last batch's
+
+
+ProgressCallback = Callable[[TrainingProgress], None]
+_PROGRESS: ContextVar[ProgressCallback | None] = ContextVar("training_progress", default=None)
+
+
+@contextmanager
+def reporting_progress(callback: ProgressCallback) -> Iterator[None]:
+    """Training anywhere below this block (however deep in the call chain) reports each
+    batch to ``callback``: a service shows progress without threading it through callers."""
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def train_local(
@@ -21,20 +50,26 @@ def train_local(
     batch_size: int = 32,
     seed: int = 0,
 ) -> None:
-    """Plain minibatch SGD on cross-entropy, shuffled by a seeded generator."""
+    """Plain minibatch SGD on cross-entropy, shuffled by a seeded generator; each batch is
+    reported to the callback of an enclosing :func:`reporting_progress`, if any."""
+    progress = _PROGRESS.get()
     generator = torch.Generator().manual_seed(seed)
     x = torch.from_numpy(data.x)
     y = torch.from_numpy(data.y)
     optimiser = torch.optim.SGD(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
-    for _ in range(epochs):
+    batches = -(-len(y) // batch_size)
+    for epoch in range(1, epochs + 1):
         order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(y), batch_size):
+        for index, start in enumerate(range(0, len(y), batch_size), 1):
             batch = order[start : start + batch_size]
             optimiser.zero_grad()
-            loss_fn(model(x[batch]), y[batch]).backward()
+            loss = loss_fn(model(x[batch]), y[batch])
+            loss.backward()
             optimiser.step()
+            if progress is not None:
+                progress(TrainingProgress(epoch, epochs, index, batches, float(loss.item())))
 
 
 def evaluate(model: nn.Module, data: Dataset) -> float:

@@ -35,6 +35,7 @@ from market.trainer.data import (
     load_dataset,
     train_test_split,
 )
+from market.trainer.local import reporting_progress
 
 ACTIVE = ("prepared", "committed", "revealed")
 
@@ -242,7 +243,12 @@ class TrainerService(Service):
             return 0
         if self.client._submission(project_id, number) is None:
             data = self._dataset(project_id)
-            with self.log.activity(f"training for project {project_id} round {number}"):
+            with (
+                self.log.progress(
+                    f"project {project_id} round {number}", project=project_id, round=number
+                ) as report,
+                reporting_progress(report),
+            ):
                 sub = self.client.prepare(project_id, number, data, seed=self.config.seed)
             self.log.event(
                 "trained", project=project_id, round=number, samples=len(data), cid=sub.update_cid

@@ -308,6 +308,8 @@ def test_gated_trainers_apply_over_http_are_admitted_and_paid(market_env, tmp_pa
         aggregator.start()  # back: the trainers fetch the list, check it, train and commit
         trainers_pass()
         assert market.get_round(pid, 1).commits == len(TRAINERS)
+        done = [r for r in records if r["event"] == "progress" and r["batch"] == r["batches"]]
+        assert len(done) == len(TRAINERS)  # each training run logged its progress to the end
         env.advance(market.get_round(pid, 1).commit_deadline - env.now() + 1)
         trainers_pass()
         env.advance(market.get_round(pid, 1).reveal_deadline - env.now() + 1)
