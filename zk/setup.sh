@@ -1,42 +1,61 @@
 #!/usr/bin/env bash
 # One-time Groth16 setup of the score-split circuit for N slots and K sketch dimensions.
-# Usage: zk/setup.sh N K   (needs `npm ci` in zk/ first; takes minutes on 2 cores)
+# Usage: [SHIP=1] [POWER=p] zk/setup.sh N K   (needs `npm ci` in zk/ first)
 #
-# Writes zk/setup/score_split_N_K/{circuit.wasm,circuit.zkey,verification_key.json} and
-# contracts/verifiers/ScoreSplitVerifier{N}x{K}.sol. The powers of tau (2^16, BN254) are
-# made here too, once, in zk/build/ (not shipped: 75 MB). These files are a *development*
-# setup with one local contribution: a production deployment must run a multi-party
-# ceremony (or reuse a public Powers of Tau) and a phase-2 contribution of its own.
+# Writes circuit.wasm, circuit.zkey and verification_key.json, and the Solidity verifier
+# ScoreSplitVerifier{N}x{K}.sol (market/proofs/verifier_gen.py):
+#   SHIP=1  -> zk/setup/score_split_N_K/ and contracts/verifiers/   (committed: tests, demo)
+#   default -> zk/build/setup/score_split_N_K/ (both files there)     (cached, not committed)
+# POWER is the powers-of-tau size (2^POWER ≥ constraints; default: the smallest one in
+# zk/build/ that fits the compiled circuit). A missing zk/build/pot{POWER}_final.ptau is made here (BN254,
+# one local contribution; minutes for 2^14, over an hour for 2^17 on 2 shared cores). These
+# are a *development* setup: a production deployment must run a multi-party ceremony (or
+# reuse a public Powers of Tau) and a phase-2 contribution of its own.
 set -euo pipefail
 N=${1:?slots}; K=${2:?sketch dim}
 ZK=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$ZK")
-SNARKJS="node $ZK/node_modules/snarkjs/build/cli.cjs"
+cd "$ZK" # circom2 (WebAssembly) only sees files under its working directory
+SNARKJS="node node_modules/snarkjs/build/cli.cjs"
 NAME=score_split_${N}_${K}
-BUILD=$ZK/build
-OUT=$ZK/setup/$NAME
-POWER=${POWER:-16}
-mkdir -p "$BUILD" "$OUT" "$ROOT/contracts/verifiers"
-
-if [ ! -f "$BUILD/pot${POWER}_final.ptau" ]; then
-  $SNARKJS powersoftau new bn128 "$POWER" "$BUILD/pot${POWER}_0.ptau"
-  $SNARKJS powersoftau contribute "$BUILD/pot${POWER}_0.ptau" "$BUILD/pot${POWER}_1.ptau" \
-    --name=learning-market -e="learning-market score split setup 2026-11-23"
-  $SNARKJS powersoftau prepare phase2 "$BUILD/pot${POWER}_1.ptau" "$BUILD/pot${POWER}_final.ptau"
+mkdir -p build
+if [ "${SHIP:-0}" = 1 ]; then
+  OUT=setup/$NAME
+  SOL=$ROOT/contracts/verifiers/ScoreSplitVerifier${N}x${K}.sol
+else
+  OUT=build/setup/$NAME
+  SOL=$OUT/ScoreSplitVerifier${N}x${K}.sol
 fi
+mkdir -p "$OUT"
 
-cat > "$ZK/circuits/$NAME.circom" <<CIRCOM
+cat > "build/$NAME.circom" <<CIRCOM
 pragma circom 2.1.6;
-include "score_split.circom";
+include "../circuits/score_split.circom";
 component main {public [projectId, round, budget, total]} = ScoreSplit($N, $K);
 CIRCOM
-node "$ZK/node_modules/circom2/cli.js" "$ZK/circuits/$NAME.circom" --r1cs --wasm --O2 -o "$BUILD"
-$SNARKJS groth16 setup "$BUILD/$NAME.r1cs" "$BUILD/pot${POWER}_final.ptau" "$BUILD/${NAME}_0.zkey"
-$SNARKJS zkey contribute "$BUILD/${NAME}_0.zkey" "$OUT/circuit.zkey" \
+node node_modules/circom2/cli.js "build/$NAME.circom" --r1cs --wasm --O2 -o build
+if [ -z "${POWER:-}" ]; then
+  # constraints + public signals + 1 must fit the 2^POWER evaluation domain
+  POWER=$($SNARKJS r1cs info "build/$NAME.r1cs" | awk '
+    /# of Constraints/ {c = $NF} /# of Public Inputs/ {p = $NF}
+    /# of Outputs/ {o = $NF}
+    END {n = c + p + o + 1; k = 0; while (2 ^ k < n) k++; print k}')
+  for p in $(seq "$POWER" 28); do
+    if [ -f "build/pot${p}_final.ptau" ]; then POWER=$p; break; fi
+  done
+fi
+if [ ! -f "build/pot${POWER}_final.ptau" ]; then
+  $SNARKJS powersoftau new bn128 "$POWER" "build/pot${POWER}_0.ptau"
+  $SNARKJS powersoftau contribute "build/pot${POWER}_0.ptau" "build/pot${POWER}_1.ptau" \
+    --name=learning-market -e="learning-market score split setup 2026-11-23"
+  $SNARKJS powersoftau prepare phase2 "build/pot${POWER}_1.ptau" "build/pot${POWER}_final.ptau"
+fi
+$SNARKJS groth16 setup "build/$NAME.r1cs" "build/pot${POWER}_final.ptau" "build/${NAME}_0.zkey"
+$SNARKJS zkey contribute "build/${NAME}_0.zkey" "$OUT/circuit.zkey" \
   --name=learning-market -e="learning-market $NAME phase 2"
+rm "build/${NAME}_0.zkey"
 $SNARKJS zkey export verificationkey "$OUT/circuit.zkey" "$OUT/verification_key.json"
-cp "$BUILD/${NAME}_js/$NAME.wasm" "$OUT/circuit.wasm"
-SOL=$ROOT/contracts/verifiers/ScoreSplitVerifier${N}x${K}.sol
+cp "build/${NAME}_js/$NAME.wasm" "$OUT/circuit.wasm"
 # our own (MIT) verifier, generated from the verification key
-(cd "$ROOT" && .venv/bin/python -m market.proofs.verifier_gen "$OUT/verification_key.json" "$N" "$K") > "$SOL"
-echo "setup done: $OUT, $SOL"
+(cd "$ROOT" && .venv/bin/python -m market.proofs.verifier_gen "zk/$OUT/verification_key.json" "$N" "$K") > "$SOL"
+echo "setup done: zk/$OUT, $SOL (2^$POWER powers of tau)"

@@ -1,28 +1,38 @@
-"""A Groth16 proof that a round's reward split follows from its committed sketches and scores.
+"""A Groth16 proof that a round's scores and reward split follow from its committed sketches.
 
 The statement (zk/circuits/score_split.circom, N slots × K sketch dimensions):
 
 - public inputs, supplied by the contract: project id, round, the round's budget, the total
   it pays; public outputs: ``sketchCommit`` and ``scoreCommit``, Poseidon chains over the
   fixed-point sketches S and over (coefficient C, score points P, reward W) per slot;
-- a slot with C = 0 (flagged, padding) earns no points;
-- a paid slot points along the others' aggregate in sketch space:
-  ⟨S_i, Σ_{j≠i} C_j S_j⟩ > 0 (the *sketch gate*, part of the scoring rule of a project with
-  a verifier, so an honest aggregator can always prove);
+- the scores follow from S and C under the proof-mode scoring rule
+  (:func:`market.aggregator.scoring.sketch_scores`, exact integers): leave-one-out
+  alignment ⌊2¹⁶ ⟨S_i, a₋ᵢ⟩ / ⌊√(‖S_i‖²‖a₋ᵢ‖²)⌋⌋ (square roots and quotients are hints the
+  circuit checks: q² ≤ x ≤ q² + 2q, 0 ≤ remainder < divisor), raw_i = C_i · max(0,
+  align_i − τ) (0 for a ~zero sketch), and P_i within one point of 10¹² · raw_i / Σ raw
+  (the aggregator rounds a float quotient; either neighbour is accepted);
 - W_i = ⌊budget · P_i / Σ P⌋ exactly, and Σ W = total.
 
-Slots are the accepted updates in the report's batch order, padded with zeros. Fixed point:
-S = round(s / max|s| · 2³⁰) (the round's largest sketch value maps to 2³⁰), C =
-round(max(c, 0) · 2³⁰) for unflagged updates; points are the report's 10⁻¹² units. What is
-*not* proven in-circuit: the alignment threshold and normalisation of the score (cosines
-need square roots; ``market verify`` re-executes them exactly), that the sketches match the
-updates (verify recomputes them), and that the keccak reward tree holds the proven W (the
-tree is keccak, the circuit Poseidon; verify rebuilds the tree from the report's rewards).
+Slots are the accepted updates in the report's batch order, padded with zeros (C = 0, so
+padding neither scores nor moves the aggregate). Fixed point and precision:
+
+- S = round(s / max|s| · 2047), 12-bit signed: the round's largest sketch value maps to
+  2047; an entry's rounding error is ≤ 1/4094 of the largest, ~10⁻³ on a cosine;
+- C = round(max(c, 0) · 2²⁰) (0 for flagged updates), Σ C < 2²² (Σ c < 4): 10⁻⁶;
+- alignments in 2⁻¹⁶ units, floored; τ = 6554 · 2⁻¹⁶ ≈ 0.1000;
+- points P ≤ 10¹² + 1, budget and rewards < 2⁹⁶ wei.
+
+The sketch cosine itself estimates the update cosine only to ~1/√K (the projection's
+error), which dominates everything above. What is *not* proven in-circuit: that the
+sketches and coefficients match the updates and the robust rule (``market verify``
+re-executes both), and that the keccak reward tree holds the proven W (the tree is keccak,
+the circuit Poseidon; verify rebuilds the tree from the report's rewards).
 
 Toolchain: circom2 (WebAssembly) + snarkjs in zk/ (``npm ci`` there); the trusted-setup
-files are made once by zk/setup.sh and shipped in zk/setup/<circuit>/. Chosen over ezkl:
-ezkl proves ONNX graphs of floats (a poor fit for exact integer division and Poseidon
-commitments) and its Halo2 verifier costs ~2–3× the gas of Groth16.
+files are made once by zk/setup.sh (one is shipped in zk/setup/<circuit>/, the others go
+to zk/build/). Chosen over ezkl: ezkl proves ONNX graphs of floats (a poor fit for exact
+integer division, square roots and Poseidon commitments) and its Halo2 verifier costs
+~2–3× the gas of Groth16.
 """
 
 from __future__ import annotations
@@ -34,11 +44,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from market.aggregator.scoring import (
+    ALIGN_BITS,
+    ALIGN_FLOOR_FIXED,
+    SketchScores,
+    sketch_scores,
+)
 from market.errors import ProofError
 
-FIXED_BITS = 30
-MAX_POINTS_BITS = 40
-MAX_WEI_BITS = 128
+SKETCH_BITS = 12  # signed: S ∈ [−2¹¹, 2¹¹)
+FIXED_BITS = 20  # coefficients C = c · 2²⁰
+COEFFICIENT_BITS = 22  # Σ C < 2²²
+MAX_POINTS_BITS = 41
+MAX_WEI_BITS = 96
 PROVE_TIMEOUT = 600
 
 
@@ -61,7 +79,9 @@ class Circuit:
 
     @property
     def path(self) -> Path:
-        return zk_dir() / "setup" / self.name
+        """zk/setup/<name> when shipped, else zk/build/setup/<name> (both by zk/setup.sh)."""
+        shipped = zk_dir() / "setup" / self.name
+        return shipped if shipped.is_dir() else zk_dir() / "build" / "setup" / self.name
 
     @property
     def contract(self) -> str:
@@ -109,32 +129,31 @@ def circuit_of_verifier(w3, verifier: str) -> Circuit:  # noqa: ANN001
 
 
 def fixed_sketches(rows: list[list[float]]) -> list[list[int]]:
-    """Sketches as integers in [−2³⁰, 2³⁰]: the round's largest |value| maps to 2³⁰."""
+    """Sketches as integers in [−2047, 2047]: the round's largest |value| maps to 2047."""
     top = max((abs(x) for row in rows for x in row), default=0.0)
     if top == 0.0:
         return [[0 for _ in row] for row in rows]
-    return [[int(round(x / top * (1 << FIXED_BITS))) for x in row] for row in rows]
+    scale = (1 << (SKETCH_BITS - 1)) - 1
+    return [[int(round(x / top * scale)) for x in row] for row in rows]
 
 
 def fixed_coefficients(coefficients: list[float], flagged: list[bool]) -> list[int]:
-    """Coefficients as integers: round(max(c, 0) · 2³⁰), 0 when flagged."""
-    out = []
-    for c, bad in zip(coefficients, flagged, strict=True):
-        value = 0 if bad else int(round(max(c, 0.0) * (1 << FIXED_BITS)))
-        if value >= 1 << 32:
-            raise ProofError(f"coefficient {c} is too large for the circuit (max 4)")
-        out.append(value)
+    """Coefficients as integers: round(max(c, 0) · 2²⁰), 0 when flagged; Σ < 2²²."""
+    out = [
+        0 if bad else int(round(max(c, 0.0) * (1 << FIXED_BITS)))
+        for c, bad in zip(coefficients, flagged, strict=True)
+    ]
+    if sum(out) >= 1 << COEFFICIENT_BITS:
+        raise ProofError(f"coefficients sum to {sum(coefficients)}: the circuit allows < 4")
     return out
 
 
-def sketch_gate(s: list[list[int]], c: list[int]) -> list[bool]:
-    """Which updates may be paid: C > 0 and ⟨S_i, Σ_{j≠i} C_j S_j⟩ > 0, in exact integers."""
-    k = len(s[0]) if s else 0
-    agg = [sum(c[j] * s[j][t] for j in range(len(s))) for t in range(k)]
-    return [
-        c[i] > 0 and sum(s[i][t] * (agg[t] - c[i] * s[i][t]) for t in range(k)) > 0
-        for i in range(len(s))
-    ]
+def sketch_gate(s: list[list[int]], c: list[int]) -> SketchScores:
+    """The proof-mode scores of fixed-point sketches ``s`` and coefficients ``c`` (what
+    the circuit re-checks; a paid update passes the sketch-space alignment gate)."""
+    if any(not -(1 << (SKETCH_BITS - 1)) <= x < 1 << (SKETCH_BITS - 1) for row in s for x in row):
+        raise ProofError(f"sketch values exceed {SKETCH_BITS} bits")
+    return sketch_scores(s, c)
 
 
 @dataclass(frozen=True)
@@ -160,10 +179,10 @@ class ScoreStatement:
         if self.budget >= 1 << MAX_WEI_BITS or any(p >= 1 << MAX_POINTS_BITS for p in self.points):
             raise ProofError("budget or points exceed the circuit's ranges")
         pad = n - m
-        total_points = sum(self.points)
-        divisor = total_points or 1
-        pairs = zip(self.points, self.rewards, strict=True)
-        remainders = [self.budget * p - w * divisor for p, w in pairs]
+        # the hints: integer square roots and shifted alignments (the circuit checks them)
+        scores = sketch_gate(self.sketches, self.coefficients)
+        shifted = [a + (1 << ALIGN_BITS) for a in scores.align]
+        above = [int(a >= ALIGN_FLOOR_FIXED) for a in scores.align]
 
         def column(values: list[int]) -> list[str]:
             return [str(v) for v in values] + ["0"] * pad
@@ -177,7 +196,9 @@ class ScoreStatement:
             "C": column(self.coefficients),
             "P": column(self.points),
             "W": column(self.rewards),
-            "R": column(remainders),
+            "Q": column(scores.roots),
+            "A": [str(v) for v in shifted] + [str(1 << ALIGN_BITS)] * pad,
+            "G": column(above),
         }
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import secrets
 
 import numpy as np
 import pytest
 
+from market.aggregator.rewards import split_rewards, to_points
+from market.aggregator.scoring import ALIGN_FLOOR_FIXED, score_details
 from market.aggregator.service import Aggregator, layout_of
 from market.chain import ContractRevert, deploy_contract
 from market.db import Database
@@ -37,32 +40,91 @@ needs_setup = pytest.mark.skipif(
 # -- fixed point and the statement ------------------------------------------------------
 
 
-def test_fixed_point_maps_the_largest_sketch_value_to_two_to_the_thirty():
+def test_fixed_point_maps_the_largest_sketch_value_to_2047():
     s = zk.fixed_sketches([[0.5, -2.0], [1.0, 0.0]])
-    assert s == [[1 << 28, -(1 << 30)], [1 << 29, 0]]
+    assert s == [[512, -2047], [1024, 0]]
     assert zk.fixed_sketches([[0.0, 0.0]]) == [[0, 0]]
-    assert zk.fixed_coefficients([0.5, 0.25, -0.1], [False, True, False]) == [1 << 29, 0, 0]
-    with pytest.raises(ProofError):
-        zk.fixed_coefficients([5.0], [False])
+    assert zk.fixed_coefficients([0.5, 0.25, -0.1], [False, True, False]) == [1 << 19, 0, 0]
+    with pytest.raises(ProofError, match="< 4"):
+        zk.fixed_coefficients([2.0, 2.0], [False, False])
+    with pytest.raises(ProofError, match="12 bits"):
+        zk.sketch_gate([[2048]], [1])
 
 
-def test_the_sketch_gate_opens_only_for_updates_along_the_others():
-    s = [[10, 0], [9, 1], [-10, 0], [0, 10]]
-    c = [2, 2, 1, 0]
-    # 0 and 1 agree; 2 opposes them; 3 has no coefficient (flagged)
-    assert zk.sketch_gate(s, c) == [True, True, False, False]
+def test_sketch_scores_follow_the_integer_rule():
+    s = [[10, 0], [9, 1], [-10, 0], [0, 10], [1, 0]]
+    c = [2, 2, 1, 0, 3]
+    scores = zk.sketch_gate(s, c)
+    # 0 and 1 agree; 2 opposes them; 3 has no coefficient (flagged); 4 is a ~zero sketch
+    assert [r > 0 for r in scores.raw] == [True, True, False, False, False]
+    assert scores.rider == [False, False, False, False, True]
+    # slot 1 against a₋₁ = 2·(10,0) − (10,0) + 3·(1,0) = (13, 0): cos = 9/√82
+    q = math.isqrt(82 * 169)
+    assert scores.roots[1] == q
+    assert scores.align[1] == (9 * 13 << 16) // q
+    assert scores.raw[1] == 2 * (scores.align[1] - ALIGN_FLOOR_FIXED)
+    # alone in the aggregate: compared with the aggregate itself, cos = 1; a slot without a
+    # coefficient has an alignment but earns nothing
+    alone = zk.sketch_gate([[3, 4], [5, 5]], [7, 0])
+    assert alone.align[0] == 1 << 16 and alone.raw[0] == 7 * ((1 << 16) - ALIGN_FLOOR_FIXED)
+    assert alone.align[1] == (35 * 7 << 16) // math.isqrt(50 * 49 * 25) and alone.raw[1] == 0
 
 
-def test_statement_inputs_pad_and_carry_exact_remainders():
-    st = zk.ScoreStatement(1, 2, 10**18, 10**18 - 1, [[1] * 16, [2] * 16], [5, 6], [1, 2], [0, 0])
-    st = dataclasses.replace(st, rewards=[10**18 // 3, 2 * 10**18 // 3])
+def test_statement_inputs_pad_and_carry_the_hints():
+    rows = [[1] * 16, [2] * 16]
+    st = zk.ScoreStatement(1, 2, 10**18, 10**18 - 1, rows, [5, 6], [1, 2], [0, 0])
     inputs = st.inputs(CIRCUIT)
     assert len(inputs["S"]) == 8 and len(inputs["P"]) == 8 and inputs["P"][2:] == ["0"] * 6
-    r = [int(x) for x in inputs["R"][:2]]
-    assert r == [10**18 * 1 - (10**18 // 3) * 3, 10**18 * 2 - (2 * 10**18 // 3) * 3]
+    scores = zk.sketch_gate(rows, [5, 6])
+    assert inputs["Q"][:2] == [str(q) for q in scores.roots]
+    assert inputs["A"] == [str(a + (1 << 16)) for a in scores.align] + [str(1 << 16)] * 6
     too_many = dataclasses.replace(st, points=[1] * 9, rewards=[0] * 9)
     with pytest.raises(ProofError, match="exceed"):
         too_many.inputs(CIRCUIT)
+
+
+def _round_statement(seed: int, flagged: int | None = None) -> zk.ScoreStatement:
+    """An honest statement: five updates around one direction and one of noise."""
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=16)
+    rows = [list(direction + 0.5 * rng.normal(size=16)) for _ in range(5)]
+    rows.append(list(rng.normal(size=16)))
+    coef = [1 / 6] * 6
+    flags = [i == flagged for i in range(6)]
+    s, c = zk.fixed_sketches(rows), zk.fixed_coefficients(coef, flags)
+    marks = ["flagged" if f else None for f in flags]
+    details = score_details(np.array(coef), marks, np.eye(6), zk.sketch_gate(s, c))
+    points = to_points([d.score for d in details])
+    rewards = split_rewards(10**18, points)
+    return zk.ScoreStatement(3, 4, 10**18, sum(rewards), s, c, points, rewards)
+
+
+@needs_setup
+def test_the_circuit_accepts_honest_scores_and_refuses_altered_ones():
+    honest = _round_statement(1, flagged=2)
+    zk.commitments(honest, CIRCUIT)  # every constraint holds
+    assert honest.points[2] == 0 and honest.rewards[2] == 0
+    paid = [i for i, w in enumerate(honest.rewards) if w > 0]
+    assert paid and sum(honest.rewards) <= honest.budget
+    j, k = paid[0], paid[-1]
+    moved = [*honest.points]
+    moved[j], moved[k] = moved[j] + 2, moved[k] - 2  # same total, other scores
+    lies = [
+        dataclasses.replace(honest, points=moved),
+        dataclasses.replace(
+            honest, coefficients=[c + (i == j) for i, c in enumerate(honest.coefficients)]
+        ),
+        dataclasses.replace(
+            honest, rewards=[w + (i == j) - (i == k) for i, w in enumerate(honest.rewards)]
+        ),
+        dataclasses.replace(
+            honest, sketches=[[x + (i == j) for x in row] for i, row in enumerate(honest.sketches)]
+        ),
+        dataclasses.replace(honest, total=honest.total - 1),
+    ]
+    for lie in lies:
+        with pytest.raises(ProofError):
+            zk.commitments(lie, CIRCUIT)
 
 
 # -- on anvil ---------------------------------------------------------------------------
@@ -127,8 +189,12 @@ def test_an_honest_proof_is_accepted_and_the_round_verifies(proven_project):
     assert report.zk["circuit"] == CIRCUIT.name and report.scoring["sketch_gate"]
     events = env.market.events("RoundProven", project_id=pid, round=number)
     assert hex(events[0]["args"]["score_commit"]) == report.zk["score_commit"]
-    paid = [s for s in report.submissions if s.reward_wei > 0]
-    assert len(paid) == 3 and sum(s.reward_wei for s in paid) == report.total_wei
+    # proof-mode scores are sketch-space ones: at k = 16 the noise update's sketch cosine is
+    # ~N(0, 1/4), so it may clear the floor, but it earns less than every aligned update
+    by_trainer = {s.trainer: s for s in report.submissions}
+    aligned = [by_trainer[a.address].reward_wei for a in env.trainers[:3]]
+    assert by_trainer[env.trainers[3].address].reward_wei < min(aligned)
+    assert sum(s.reward_wei for s in report.submissions) == report.total_wei
     result = verify_round(env.market, store, pid, number)
     assert result.ok, result.failed()
     assert any(c.name == "score proof" and c.ok for c in result.checks)
