@@ -140,13 +140,12 @@ class Service:
     def __init__(self, config: ServiceConfig, log: ServiceLog | None = None) -> None:
         from market.chain import LearningMarket, connect
         from market.db import Database
-        from market.db.intents import TxGuard, install_crash_hooks
+        from market.db.intents import TxGuard
         from market.storage import open_store
 
         self.config = config
         self.log = log or ServiceLog(config.json_logs)
         self.w3 = connect(config.rpc_url)
-        install_crash_hooks(self.w3)
         self.chain_id = self.w3.eth.chain_id
         self.market = LearningMarket(self.w3, resolve_contract(config, self.chain_id))
         self.store = open_store(config.store, Path(config.data_dir))

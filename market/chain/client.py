@@ -13,6 +13,9 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -153,6 +156,28 @@ def reset_nonces(w3: Web3 | None = None) -> None:
             state.next.clear()
 
 
+SentHook = Callable[[str, int], None]
+_SENT_HOOK: ContextVar[SentHook | None] = ContextVar("market_sent_hook", default=None)
+
+
+@contextmanager
+def on_sent(hook: SentHook) -> Iterator[None]:
+    """Call ``hook(tx_hash, nonce)`` as soon as the node accepts a transaction sent inside
+    this block (and each fee-bumped replacement), before waiting for its receipt: a caller
+    records the hash durably, so after a crash it looks the transaction up by hash."""
+    token = _SENT_HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _SENT_HOOK.reset(token)
+
+
+def _announce(tx_hash: bytes, nonce: int) -> None:
+    hook = _SENT_HOOK.get()
+    if hook is not None:
+        hook("0x" + bytes(tx_hash).hex(), nonce)
+
+
 def send_transaction(
     w3: Web3, account: LocalAccount, tx: dict[str, Any], *, on_revert=None
 ) -> dict:
@@ -200,6 +225,7 @@ def send_transaction(
                     continue  # someone else used this key: retry once with the chain's nonce
                 raise ChainError(f"sending the transaction failed: {exc}") from exc
         state.next[address] += 1
+    _announce(tx_hash, tx["nonce"])  # outside the nonce lock: the hook may write a database
     receipt = _wait_or_replace(w3, account, tx, tx_hash)
     if receipt["status"] != 1:
         _raise_mined_revert(w3, tx, receipt, on_revert)
@@ -230,6 +256,7 @@ def _wait_or_replace(w3: Web3, account: LocalAccount, tx: dict, tx_hash: bytes) 
             hashes.append(w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))
         except Exception:  # noqa: BLE001 - mined meanwhile, or still underpriced: keep waiting
             continue
+        _announce(hashes[-1], tx["nonce"])
     reset_nonces(w3)
     shown = ", ".join("0x" + bytes(h).hex() for h in hashes)
     raise ChainError(

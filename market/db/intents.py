@@ -1,14 +1,16 @@
 """Intent before every transaction, and crash points for the tests that prove it works.
 
-:class:`TxGuard` writes (action, project, round, nonce) to the database before sending.
-On the next attempt — after a crash, a restart, a timeout — it first asks the chain whether
-the effect is already there; if an earlier attempt's nonce is still pending it waits for
-that transaction to settle instead of sending a second one. So an action is sent at most
-once per effect, whatever happened to the process in between.
+:class:`TxGuard` writes (action, project, round, nonce) to the database before sending, and
+the transaction's hash as soon as the node has accepted it, before the receipt is awaited
+(``market.chain.client.on_sent``). On the next attempt — after a crash, a restart, a
+timeout — it first waits for an earlier attempt still pending (looked up by its hash, or by
+its nonce when the process died before the node answered), then asks the chain whether the
+effect is already there. So an action is sent at most once per effect, whatever happened
+to the process in between.
 
 ``MARKET_TEST_CRASH_AT=<point>`` makes the process SIGKILL itself at a named point (for
-``<role>.<action>.sent``: right after the node accepted the raw transaction, before its
-receipt). Tests use it; nothing else should set it.
+``<role>.<action>.sent``: right after the hash is recorded, before the receipt). Tests use
+it; nothing else should set it.
 """
 
 from __future__ import annotations
@@ -22,34 +24,20 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
-from web3.middleware import Web3Middleware
 
+from market.chain.client import on_sent
 from market.db.models import Intent
 from market.db.session import Database
 from market.errors import ChainError
 
 CRASH_ENV = "MARKET_TEST_CRASH_AT"
 T = TypeVar("T")
-_armed: str | None = None
 
 
 def crashpoint(name: str) -> None:
     """Die here (SIGKILL, no cleanup) if the crash test asked for this point."""
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-class _CrashAfterSend(Web3Middleware):
-    def response_processor(self, method: Any, response: Any) -> Any:
-        if method == "eth_sendRawTransaction" and _armed is not None:
-            crashpoint(_armed)
-        return response
-
-
-def install_crash_hooks(w3: Web3) -> None:
-    """Arm ``<role>.<action>.sent`` crash points on this connection (tests only)."""
-    if os.environ.get(CRASH_ENV, "").endswith(".sent"):
-        w3.middleware_onion.add(_CrashAfterSend, name="market_crash_after_send")
 
 
 class TxGuard:
@@ -91,12 +79,11 @@ class TxGuard:
         send: Callable[[], T],
     ) -> T | None:
         """``send()`` unless ``done()`` (the chain shows the effect); None when skipped."""
-        global _armed
         with self.db.session() as s:
             row = self._row(s, action, project_id, round_number)
-            earlier = (row.nonce, row.status) if row is not None else None
+            earlier = (row.nonce, row.status, row.tx_hash) if row is not None else None
         if earlier is not None and earlier[1] == "sending":
-            self._settle(earlier[0], action)
+            self._settle(earlier[0], earlier[2], action)
         if done():
             self._mark(action, project_id, round_number, "done", None)
             return None
@@ -114,14 +101,17 @@ class TxGuard:
                 )
                 s.add(row)
             row.nonce, row.status, row.tx_hash = nonce, "sending", None
-        _armed = f"{self.role}.{action}.sent"
+
+        def sent(tx_hash: str, _nonce: int) -> None:
+            self._mark(action, project_id, round_number, "sending", tx_hash)
+            crashpoint(f"{self.role}.{action}.sent")
+
         try:
-            result = send()
+            with on_sent(sent):
+                result = send()
         except BaseException:
             self._mark(action, project_id, round_number, "failed", None)
             raise
-        finally:
-            _armed = None
         tx_hash = _tx_hash_of(result)
         if tx_hash and self.confirmations:
             self._confirm(tx_hash, action)
@@ -157,21 +147,40 @@ class TxGuard:
                 )
             time.sleep(self.poll)
 
-    def _settle(self, nonce: int, action: str) -> None:
-        """Wait while a transaction with ``nonce`` (or before) is still pending."""
+    def _settle(self, nonce: int, tx_hash: str | None, action: str) -> None:
+        """Wait while an earlier attempt's transaction is pending: found by its recorded hash,
+        else (killed before the node answered) by ``nonce`` or an earlier one pending."""
         started = time.monotonic()
         while True:
-            mined = self.w3.eth.get_transaction_count(self.account, "latest")
-            pending = self.w3.eth.get_transaction_count(self.account, "pending")
-            if mined > nonce or pending <= mined:
-                return  # that nonce is mined, or nothing of ours is pending (never sent)
+            known = self._lookup(tx_hash) if tx_hash else None
+            if known == "mined":
+                return
+            if known != "pending":  # no hash, or the node dropped it: go by the nonces
+                mined = self.w3.eth.get_transaction_count(self.account, "latest")
+                pending = self.w3.eth.get_transaction_count(self.account, "pending")
+                if mined > nonce or pending <= mined:
+                    return  # that nonce is mined, or nothing of ours is pending (never sent)
             if time.monotonic() - started > self.settle_timeout:
                 raise ChainError(
-                    f"the earlier {action} transaction (nonce {nonce}) of {self.account} is still "
-                    f"pending after {self.settle_timeout:g}s: raise its fee or wait; the service "
-                    "will not send a second one meanwhile"
+                    f"the earlier {action} transaction {tx_hash or '(hash unknown)'} (nonce "
+                    f"{nonce}) of {self.account} is still pending after "
+                    f"{self.settle_timeout:g}s: raise its fee or wait; the service will not "
+                    "send a second one meanwhile"
                 )
             time.sleep(self.poll)
+
+    def _lookup(self, tx_hash: str) -> str:
+        """'mined', 'pending' (the node holds it) or 'unknown' (dropped, or never arrived)."""
+        try:
+            self.w3.eth.get_transaction_receipt(tx_hash)
+            return "mined"
+        except TransactionNotFound:
+            pass
+        try:
+            self.w3.eth.get_transaction(tx_hash)
+            return "pending"
+        except TransactionNotFound:
+            return "unknown"
 
     def _mark(
         self, action: str, project_id: int, round_number: int, status: str, tx: str | None

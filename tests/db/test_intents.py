@@ -3,7 +3,12 @@ never sent a second time."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+
+import pytest
 
 from market.chain import mine
 from market.db import Database, Intent
@@ -78,4 +83,62 @@ def test_confirmations_are_awaited_and_recorded(market_env, tmp_path):
     with db.session() as s:
         row = s.query(Intent).one()
     assert (row.status, row.tx_hash) == ("done", result.tx_hash)
+    db.dispose()
+
+
+KILLED_AFTER_SEND = """
+import sys
+from market.chain import connect, dev_accounts, send_transaction
+from market.db import Database
+from market.db.intents import TxGuard
+
+rpc, db_url, contract, to = sys.argv[1:5]
+w3 = connect(rpc)
+account = dev_accounts(w3)[9]
+guard = TxGuard(Database(db_url), w3, contract, account.address, "tester")
+poke = lambda: send_transaction(w3, account, {"to": to, "value": 1})  # noqa: E731
+guard.run("poke", 1, 1, lambda: False, poke)
+"""
+
+
+def test_hash_is_recorded_at_send_and_a_restart_finds_the_transaction_by_it(market_env, tmp_path):
+    """SIGKILLed right after the node took the transaction, before its receipt: the intent
+    already holds the hash, and the restarted guard waits for that very transaction."""
+    env, w3 = market_env, market_env.w3
+    account = env.outsider
+    url = f"sqlite:///{tmp_path / 'i.db'}"
+    before = w3.eth.get_transaction_count(account.address)
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        killed = subprocess.run(
+            [sys.executable, "-c", KILLED_AFTER_SEND, env.node.rpc_url, url]
+            + [env.market.address, env.owner.address],
+            env=dict(os.environ, MARKET_TEST_CRASH_AT="tester.poke.sent"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert killed.returncode == -9, killed.stderr
+        db = Database(url)
+        with db.session() as s:
+            row = s.query(Intent).one()
+        assert row.status == "sending" and row.tx_hash is not None
+        pending = w3.eth.get_transaction(row.tx_hash)
+        assert pending["blockNumber"] is None and pending["nonce"] == row.nonce == before
+
+        timer = threading.Timer(0.5, lambda: mine(w3))
+        timer.start()
+        guard = TxGuard(db, w3, env.market.address, account.address, "tester", poll=0.05)
+        mined = lambda: w3.eth.get_transaction_count(account.address) > before  # noqa: E731
+        assert guard.run("poke", 1, 1, mined, lambda: pytest.fail("sent twice")) is None
+        timer.join()
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    assert w3.eth.get_transaction_receipt(row.tx_hash)["status"] == 1
+    assert w3.eth.get_transaction_count(account.address) == before + 1
+    with db.session() as s:
+        assert (s.query(Intent).one().status, s.query(Intent).one().tx_hash) == (
+            "done",
+            row.tx_hash,
+        )
     db.dispose()

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import pytest
 from service_helpers import World, run_cli
+from sqlalchemy import select
 from test_services import TRAINERS, advance_past, run
 
 from market.aggregator.runner import AggregatorRunner
 from market.chain import RoundState
+from market.db import Database, Intent
 from market.trainer.service import TrainerService
 
 pytestmark = pytest.mark.slow
@@ -41,11 +43,23 @@ def _stage(world: World, stage: str, crash_at: str | None) -> None:
         )
         path = world.tmp / f"{name}.toml"
         assert run_cli([role, "run", "--config", str(path), "--until-idle"], crash_at) == -9
+        if crash_at.endswith(".sent"):
+            _assert_hash_recorded(world, name)
     if role == "aggregator":
         run(AggregatorRunner, world.aggregator_config())
     else:
         for i in TRAINERS:
             run(TrainerService, world.trainer_config(f"t{i}", i))
+
+
+def _assert_hash_recorded(world: World, name: str) -> None:
+    """Killed between send and receipt: the intent already names the transaction."""
+    db = Database(world.db_url(name))
+    with db.session() as s:
+        intent = s.scalar(select(Intent).where(Intent.status == "sending"))
+    db.dispose()
+    assert intent is not None and intent.tx_hash is not None
+    assert world.env.w3.eth.get_transaction(intent.tx_hash)["nonce"] == intent.nonce
 
 
 @pytest.mark.parametrize("crash_at", list(CRASHES))
