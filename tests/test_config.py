@@ -45,6 +45,11 @@ def test_unknown_or_invalid_settings_are_config_errors(tmp_path):
         load_config(TrainerConfig, write(tmp_path, "rpc_url = \n"))
     with pytest.raises(ConfigError, match="ETH amount"):
         load_config(TrainerConfig, None, min_reward="-1")
+    for listen in ("8650", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000"):
+        with pytest.raises(ConfigError, match="host:port"):
+            load_config(AggregatorConfig, None, api_listen=listen)
+    with pytest.raises(ConfigError, match="application_window"):
+        load_config(AggregatorConfig, None, application_window=-1)
 
 
 def test_config_show_masks_every_secret(tmp_path, monkeypatch):
@@ -71,4 +76,7 @@ def test_the_documented_example_file_is_valid(tmp_path):
     path = write(tmp_path, example)
     trainer = load_config(TrainerConfig, path)
     assert trainer.confirmations == 2 and trainer.data_schemas == ["digits-8x8"]
-    assert load_config(AggregatorConfig, path).projects == [1, 4]
+    assert trainer.aggregator_api == "http://127.0.0.1:8650"
+    aggregator = load_config(AggregatorConfig, path)
+    assert aggregator.projects == [1, 4] and aggregator.api_listen == "127.0.0.1:8650"
+    assert load_config(AggregatorConfig, None).api_listen is None  # the API is off by default

@@ -4,9 +4,13 @@ Event-driven: ``ProjectCreated`` decides whether to join (model kind, data schem
 reward, project list), ``RoundOpened`` trains and commits while the window is open. Each pass
 then moves every unfinished submission on from what the chain says now: reveal after the
 commit window, claim once finalized (or expire an abandoned round and claim the equal
-share). Every transaction goes through :class:`TxGuard` (intent first, chain checked
-first), and the event cursor is saved only after the events are handled, so a process
-killed anywhere restarts without sending anything twice or losing a reward.
+share). For projects with admission it applies to the next round (through the aggregator's
+API when ``aggregator_api`` is set, else into its own database, which the aggregator must
+share) and takes part in a round only once the admitted list, checked against the chain's
+root, holds it; an unreachable API is asked again on the next pass. Every transaction goes
+through :class:`TxGuard` (intent first, chain checked first), and the event cursor is saved
+only after the events are handled, so a process killed anywhere restarts without sending
+anything twice or losing a reward.
 """
 
 from __future__ import annotations

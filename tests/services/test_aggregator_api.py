@@ -14,21 +14,24 @@ from dataclasses import replace
 
 import pytest
 import requests
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from service_helpers import REWARD, WINDOWS, World
 from sqlalchemy import select
 from test_services import TRAINERS, run
+from typer.testing import CliRunner
 
-from market.aggregator.api import create_api
+from market.aggregator.api import ApiServer, create_api
 from market.aggregator.service import Aggregator
 from market.chain import RoundState
+from market.cli import app as cli
 from market.db import Database
 from market.db.reputation import PublishedAdmission, SignedApplication
-from market.errors import ReputationError
+from market.errors import ConfigError, ReputationError
 from market.owner import create_project
 from market.reputation import AdmissionPolicy, sign_application
 from market.reputation.commands import open_round
-from market.reputation.remote import AggregatorApi, fetch_admission
+from market.reputation.remote import AggregatorApi, ApiRefused, ApiUnavailable, fetch_admission
 from market.storage import EmbeddedStore
 from market.trainer.model import ModelSpec
 from market.trainer.service import TrainerService
@@ -139,6 +142,43 @@ def test_open_or_foreign_projects_take_no_application(market_env, tmp_path):
         assert response.status_code == 404 and "not served" in response.json()["error"]
     finally:
         db.dispose()
+
+
+def test_served_api_takes_cli_applications_and_refuses_a_taken_port(market_env, tmp_path):
+    env = market_env
+    world = gated_world(env, tmp_path)
+    pid = world.project_id
+    db = Database(world.db_url("aggregator"))
+    port = free_port()
+    server = ApiServer(
+        create_api(env.market, EmbeddedStore(world.store_path), db, env.aggregator.address),
+        "127.0.0.1",
+        port,
+    )
+    server.start()
+    try:
+        with pytest.raises(ConfigError, match="cannot listen"):
+            ApiServer(FastAPI(), "127.0.0.1", port).start()
+        url = f"http://127.0.0.1:{port}"
+        common = ["--rpc-url", env.node.rpc_url, "--contract", env.market.address]
+        common += ["--data-dir", str(tmp_path / "t3"), "--aggregator-api", url, "--json"]
+        applied = CliRunner().invoke(
+            cli, ["trainer", "apply", "-p", str(pid), "--account", "3", *common]
+        )
+        assert applied.exit_code == 0, applied.output
+        assert json.loads(applied.output)["delivered_to"] == url
+        early = CliRunner().invoke(
+            cli, ["trainer", "apply", "-p", str(pid), "-r", "2", "--account", "3", *common]
+        )
+        assert isinstance(early.exception, ApiRefused) and early.exception.status == 409
+    finally:
+        server.stop()
+    with db.session() as s:
+        assert s.scalar(select(SignedApplication.trainer)) == env.accounts[3].address
+    db.dispose()
+    down = AggregatorApi(f"http://127.0.0.1:{port}", timeout=2)
+    with pytest.raises(ApiUnavailable, match="unreachable"):
+        down.apply(signed(env, 3, pid, 1))
 
 
 class LyingApi(AggregatorApi):

@@ -219,8 +219,8 @@ def test_services_gate_a_meritrank_round(market_env, tmp_path):
     admitted list's root (published to the store first) instead of open admission, and a
     trainer service that cannot show itself admitted does not waste a training run.
 
-    Known gap: the admission document's CID reaches trainers only through the aggregator's
-    database or `--admission-cid`; with separate databases they cannot find it yet.
+    Here the trainers have their own databases and no ``aggregator_api``: they cannot find
+    the list, so they do not train (test_aggregator_api.py gives them the API).
     """
     from market.reputation import AdmissionPolicy, record_application, sign_application
     from market.reputation.rounds import load_admission
