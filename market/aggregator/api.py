@@ -27,6 +27,7 @@ from typing import Annotated, Any
 
 import requests
 from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from market.api.app import error_response
@@ -67,6 +68,10 @@ def create_api(
     @app.exception_handler(Refused)
     async def refused(_: Request, exc: Refused) -> JSONResponse:
         return error_response(exc.status, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, exc)
 
     @app.exception_handler(MarketError)
     async def market_error(_: Request, exc: MarketError) -> JSONResponse:

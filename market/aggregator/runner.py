@@ -213,8 +213,10 @@ class AggregatorRunner(Service):
                 if opened
                 else self.market.events("ProjectCreated", start, project_id=project_id)
             )
-            block = self.w3.eth.get_block(events[0]["block_number"])
-            self._window_start[key] = int(block["timestamp"])
+            # an event before start_block is long past: the window is over
+            self._window_start[key] = (
+                int(self.w3.eth.get_block(events[0]["block_number"])["timestamp"]) if events else 0
+            )
         return self._window_start[key]
 
     def _open(self, project_id: int, number: int) -> int:

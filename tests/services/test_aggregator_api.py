@@ -98,6 +98,7 @@ def test_api_checks_applications_and_serves_the_checked_admission(market_env, tm
 
         cases = {
             "malformed": (client.post(f"/projects/{pid}/rounds/1/applications", json={}), 400),
+            "not JSON": (client.post(f"/projects/{pid}/rounds/1/applications", content=b"x"), 400),
             "wrong path": (
                 client.post(f"/projects/{pid}/rounds/2/applications", json=good.to_json()),
                 400,
