@@ -190,6 +190,31 @@ class MarketMachine(RuleBasedStateMachine):
         assert got == (r.state, r.commits, r.reveals, r.total), (chain_r, r)
         assert (chain_r.claimed, chain_r.budget) == (r.claimed, r.budget), (chain_r, r)
 
+    def owed(self, pid: int, sender: str | None = None) -> list[tuple[int, str]]:
+        """(round, account) of every unclaimed leaf of the project's finalized rounds."""
+        return [
+            (rnd, who)
+            for (p, rnd), r in sorted(self.model.rounds.items())
+            if p == pid and r.state == FINALIZED
+            for who in sorted(r.rewards)
+            if not self.model.sub(pid, rnd, who).claimed and sender in (None, who)
+        ]
+
+    def send_claim_many(self, sender: str, pid: int, claims, proofs, lengths_match=True):
+        """claimMany of ``claims`` ((round, amount, proof_ok) each) against the model."""
+        rounds = [rnd for rnd, _, _ in claims]
+        amounts = [amount for _, amount, _ in claims]
+        if not lengths_match:
+            amounts = amounts[:-1]
+        expected = self.model.check_claim_many(sender, pid, claims, lengths_match)
+        before = self.m.balance()
+        events = self.call(sender, "claimMany", [pid, rounds, amounts, proofs], expected)
+        if events is not None:
+            self.expect_events(events, self.model.apply_claim_many(sender, pid, claims))
+            assert before - self.m.balance() == sum(amounts)
+            for rnd in set(rounds):
+                self.check_round_state(pid, rnd)
+
     # --------------------------------------------------------------- rules
 
     @rule(
@@ -357,7 +382,13 @@ class MarketMachine(RuleBasedStateMachine):
             self.expect_events(events, self.model.apply_expire(1, p.opened))
         else:
             for who in unpaid if r.state == FINALIZED else unpaid or self.env.actors[2:9]:
-                if r.state == 2:
+                if r.state == 2 and data.draw(st.booleans()):
+                    # every round still owed to who (older ones too) in one claimMany
+                    rounds = [rnd for rnd, _ in self.owed(1, who)]
+                    claims = [(rnd, self.model.round(1, rnd).rewards[who], True) for rnd in rounds]
+                    proofs = [self.trees[(1, rnd)].proof_for(who) for rnd in rounds]
+                    self.send_claim_many(who, 1, claims, proofs)
+                elif r.state == 2:
                     amount, proof = r.rewards[who], self.trees[(1, p.opened)].proof_for(who)
                     expected = self.model.check_claim(who, 1, p.opened, amount, True)
                     events = self.call(who, "claim", [1, p.opened, amount, proof], expected)
@@ -437,8 +468,16 @@ class MarketMachine(RuleBasedStateMachine):
                 self.trees[(pid, rnd)] = tree
             self.check_round_state(pid, rnd)
 
-    @rule(data=st.data(), lie=st.sampled_from([0, 0, 0, 1, -1]), stolen=st.integers(0, 9))
-    def claim(self, data, lie, stolen):
+    @rule(
+        data=st.data(),
+        lie=st.sampled_from([0, 0, 0, 1, -1]),
+        stolen=st.integers(0, 9),
+        many=st.integers(0, 2),
+    )
+    def claim(self, data, lie, stolen, many):
+        if many == 0:  # a third of the claims go through claimMany
+            self.claim_many(data, max(lie, 0), mismatch=stolen)
+            return
         pid = self.pick_project(data)
         rnd = self.pick_round(data, pid)
         r = self.model.round(pid, rnd)
@@ -458,6 +497,27 @@ class MarketMachine(RuleBasedStateMachine):
             self.expect_events(events, self.model.apply_claim(sender, pid, rnd, amount))
             assert before - self.m.balance() == amount
             self.check_round_state(pid, rnd)
+
+    def claim_many(self, data, lie: int, mismatch: int) -> None:
+        """Part of the ``claim`` rule: several rounds at once, the sender's unclaimed
+        finalized rounds, sometimes with a wrong last amount, an extra (unpaid, unfinished
+        or repeated) round, or (rarely) arrays of different lengths."""
+        pid = self.pick_project(data)
+        sender = self.actor(data, *sorted({who for _, who in self.owed(pid)}))
+        rounds = [rnd for rnd, _ in self.owed(pid, sender)]
+        extra = data.draw(st.sampled_from([0, 0, 0, 1, 2]))
+        rounds += [self.pick_round(data, pid) for _ in range(extra)]
+        claims, proofs = [], []
+        for i, rnd in enumerate(rounds):
+            r, tree = self.model.round(pid, rnd), self.trees.get((pid, rnd))
+            if tree is None or sender not in r.rewards:
+                claims.append((rnd, 1, False))
+                proofs.append([])
+                continue
+            wrong = lie if i == len(rounds) - 1 else 0
+            claims.append((rnd, r.rewards[sender] + wrong, wrong == 0))
+            proofs.append(tree.proof_for(sender))
+        self.send_claim_many(sender, pid, claims, proofs, lengths_match=mismatch != 0)
 
     @rule(data=st.data())
     def expire(self, data):

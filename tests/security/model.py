@@ -9,6 +9,7 @@ it must not (an unauthorised action) or a payment the model does not expect fail
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 MAX_WINDOW = 365 * 24 * 3600
@@ -282,6 +283,28 @@ class Model:
         self._pay(sender, amount)
         args = {"project_id": pid, "round": rnd, "account": sender, "amount": amount}
         return [("RewardClaimed", args)]
+
+    def check_claim_many(
+        self, sender: str, pid: int, claims: list[tuple[int, int, bool]], lengths_match: bool
+    ) -> str | None:
+        """``claims``: (round, amount, proof_ok) per entry. All or nothing: the first entry
+        that fails, judged after the entries before it (a round listed twice fails)."""
+        if not claims:
+            return "NoRounds"
+        if not lengths_match:
+            return "LengthMismatch"
+        trial = copy.deepcopy(self)
+        for rnd, amount, proof_ok in claims:
+            error = trial.check_claim(sender, pid, rnd, amount, proof_ok)
+            if error is not None:
+                return error
+            trial.apply_claim(sender, pid, rnd, amount)
+        return None
+
+    def apply_claim_many(self, sender: str, pid: int, claims: list[tuple[int, int, bool]]):
+        return [
+            ev for rnd, amount, _ in claims for ev in self.apply_claim(sender, pid, rnd, amount)
+        ]
 
     def check_claim_expired(self, sender: str, pid: int, rnd: int) -> str | None:
         if self.round(pid, rnd).state != EXPIRED:
