@@ -6,9 +6,10 @@
 # ScoreSplitVerifier{N}x{K}.sol (market/proofs/verifier_gen.py):
 #   SHIP=1  -> zk/setup/score_split_N_K/ and contracts/verifiers/   (committed: tests, demo)
 #   default -> zk/build/setup/score_split_N_K/ (both files there)     (cached, not committed)
-# POWER is the powers-of-tau size (2^POWER ≥ constraints; default: the smallest one in
-# zk/build/ that fits the compiled circuit). A missing zk/build/pot{POWER}_final.ptau is made here (BN254,
-# one local contribution; minutes for 2^14, over an hour for 2^17 on 2 shared cores). These
+# POWER is the powers-of-tau size (2^POWER ≥ constraints + public signals; default: the
+# smallest zk/build/pot*_final.ptau that fits the compiled circuit, an error if none does).
+# With POWER given, a missing zk/build/pot{POWER}_final.ptau is made here (BN254, one local
+# contribution; minutes for 2^14, over an hour for 2^17 on 2 shared cores). These
 # are a *development* setup: a production deployment must run a multi-party ceremony (or
 # reuse a public Powers of Tau) and a phase-2 contribution of its own.
 set -euo pipefail
@@ -33,14 +34,20 @@ pragma circom 2.1.6;
 include "../circuits/score_split.circom";
 component main {public [projectId, round, budget, total]} = ScoreSplit($N, $K);
 CIRCOM
-node node_modules/circom2/cli.js "build/$NAME.circom" --r1cs --wasm --O2 -o build
+if [ ! "build/$NAME.r1cs" -nt circuits/score_split.circom ]; then # else compiled already
+  node node_modules/circom2/cli.js "build/$NAME.circom" --r1cs --wasm --O2 -o build
+fi
 if [ -z "${POWER:-}" ]; then
   # constraints + public signals + 1 must fit the 2^POWER evaluation domain
   POWER=$($SNARKJS r1cs info "build/$NAME.r1cs" | awk '
     /# of Constraints/ {c = $NF} /# of Public Inputs/ {p = $NF}
     /# of Outputs/ {o = $NF}
     END {n = c + p + o + 1; k = 0; while (2 ^ k < n) k++; print k}')
-  for p in $(seq "$POWER" 28); do
+  for p in $(seq "$POWER" 28) none; do
+    if [ "$p" = none ]; then
+      echo "no zk/build/pot{$POWER..28}_final.ptau: make one with POWER=$POWER $0 $N $K" >&2
+      exit 1
+    fi
     if [ -f "build/pot${p}_final.ptau" ]; then POWER=$p; break; fi
   done
 fi
