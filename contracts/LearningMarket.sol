@@ -480,8 +480,8 @@ contract LearningMarket is ReentrancyGuardTransient {
         if (amounts.length != n || proofs.length != n) {
             revert LengthMismatch(n, amounts.length, proofs.length);
         }
-        uint256 sum;
-        for (uint256 i; i < n; ++i) {
+        uint256 sum = 0;
+        for (uint256 i = 0; i < n; ++i) {
             _claimRound(projectId, rounds[i], amounts[i], proofs[i]);
             sum += amounts[i];
         }
