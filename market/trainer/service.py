@@ -84,7 +84,8 @@ class TrainerService(Service):
         self.api = AggregatorApi(config.aggregator_api) if config.aggregator_api else None
         self._data: Dataset | None = None
         self._gated: dict[int, bool] = {}
-        self._settled: set[tuple[int, int]] = set()  # not admitted, or application refused
+        self._not_admitted: set[tuple[int, int]] = set()
+        self._refused: set[tuple[int, int]] = set()  # applications the aggregator turned down
         self._warned: dict[tuple[str, int, int], str] = {}
 
     # -- one pass ----------------------------------------------------------------------
@@ -191,7 +192,7 @@ class TrainerService(Service):
                     actions += self._apply(pid, number + 1)
                 if (
                     number
-                    and (pid, number) not in self._settled
+                    and (pid, number) not in self._not_admitted
                     and self.client._submission(pid, number) is None
                 ):
                     actions += self._participate(pid, number)
@@ -203,7 +204,7 @@ class TrainerService(Service):
         """Sign and deliver an application (to the aggregator API, else into this database,
         which the aggregator must then share), once; an unreachable API is retried."""
         key = (project_id, number)
-        if key in self._settled:
+        if key in self._refused:
             return 0
         row = stored_application(self.db, self.market, project_id, number, self.account.address)
         if row is not None and (self.api is None or row.delivered_to == self.api.url):
@@ -214,7 +215,7 @@ class TrainerService(Service):
             self._warn_once("apply", project_id, number, f"{exc}; will retry")
             return 0
         except ApiRefused as exc:
-            self._settled.add(key)
+            self._refused.add(key)
             self.log.event("application_refused", project=project_id, round=number, reason=str(exc))
             return 0
         self.log.event(
@@ -242,7 +243,7 @@ class TrainerService(Service):
         ):
             return 0  # history being replayed, or too late for this round
         if chain_round.admission_root != ZERO32 and (
-            (project_id, number) in self._settled or not self._admitted(project_id, number)
+            (project_id, number) in self._not_admitted or not self._admitted(project_id, number)
         ):
             return 0
         if self.client._submission(project_id, number) is None:
@@ -275,7 +276,7 @@ class TrainerService(Service):
                 self.store, self.market, self.account.address, project_id, number, db=self.db
             )
         except MarketError as exc:
-            self._settled.add((project_id, number))
+            self._not_admitted.add((project_id, number))
             self.log.event("not_admitted", project=project_id, round=number, reason=str(exc))
             return False
         return True
