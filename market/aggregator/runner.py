@@ -82,6 +82,11 @@ class AggregatorRunner(Service):
         server = ApiServer(app, host, port)
         server.start()
         self.log.event("api", url=f"http://{self.config.api_listen}")
+        if not self.config.application_window:
+            self.log.warn(
+                "application_window is 0: a gated project's first round opens as soon as it is "
+                "seen, before trainers can apply through the API"
+            )
         if host not in ("127.0.0.1", "localhost", "::1"):
             self.log.warn(
                 f"the aggregator API listens on {host}, beyond this machine: applications are "
