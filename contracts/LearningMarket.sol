@@ -57,7 +57,8 @@ contract LearningMarket is ReentrancyGuardTransient {
     /// @dev Packed for gas: the first slot holds the state, deadlines and counters (so the
     /// first reveal does not write a fresh slot); 48-bit timestamps last 8.9 million years.
     /// `total` and `claimed` share a slot (a claim reads and writes both); 128 bits are
-    /// enough: both are at most `budget`, which is at most the ether sent to `createProject`.
+    /// enough: both are at most `budget`, and `createProject` caps the reward per round below
+    /// 2^128 wei (`RewardTooLarge`).
     struct Round {
         RoundState state;
         uint48 commitDeadline;
@@ -91,6 +92,7 @@ contract LearningMarket is ReentrancyGuardTransient {
     error ZeroAddress();
     error ZeroRounds();
     error ZeroReward();
+    error RewardTooLarge(uint256 rewardPerRound, uint256 maxReward);
     error ZeroWindow();
     error WindowTooLong(uint64 window, uint64 maxWindow);
     error WrongBudget(uint256 expected, uint256 sent);
@@ -195,7 +197,7 @@ contract LearningMarket is ReentrancyGuardTransient {
     /// @param specDigest digest of the project spec (model, data schema, rule, admission policy)
     /// @param aggregator the only account allowed to open and finalize rounds
     /// @param rounds number of rounds the budget pays for
-    /// @param rewardPerRound reward of each round, in wei
+    /// @param rewardPerRound reward of each round, in wei (below 2^128)
     /// @param submissionWindow seconds from opening during which trainers may commit
     /// @param revealWindow seconds after the commit deadline during which trainers reveal
     /// @param finalizeWindow seconds after the reveal deadline the aggregator has to finalize
@@ -212,6 +214,9 @@ contract LearningMarket is ReentrancyGuardTransient {
         if (aggregator == address(0)) revert ZeroAddress();
         if (rounds == 0) revert ZeroRounds();
         if (rewardPerRound == 0) revert ZeroReward();
+        if (rewardPerRound > type(uint128).max) {
+            revert RewardTooLarge(rewardPerRound, type(uint128).max);
+        }
         if (submissionWindow == 0 || revealWindow == 0 || finalizeWindow == 0) revert ZeroWindow();
         _checkWindow(submissionWindow);
         _checkWindow(revealWindow);
@@ -386,7 +391,7 @@ contract LearningMarket is ReentrancyGuardTransient {
         r.newModel = newModel;
         r.reportDigest = reportDigest;
         r.rewardsRoot = rewardsRoot;
-        r.total = uint128(total); // total <= budget < 2^128 (see Round)
+        r.total = uint128(total); // total <= budget = rewardPerRound < 2^128
         p.refundable += unallocated;
         emit RoundFinalized(projectId, round, newModel, reportDigest, rewardsRoot, total, unallocated);
     }
@@ -521,7 +526,7 @@ contract LearningMarket is ReentrancyGuardTransient {
         uint256 total = share * r.reveals;
         uint256 toRefund = r.budget - total;
         r.state = RoundState.Expired;
-        r.total = uint128(total); // total <= budget < 2^128 (see Round)
+        r.total = uint128(total); // total <= budget = rewardPerRound < 2^128
         p.refundable += toRefund;
         emit RoundExpired(projectId, round, r.reveals, share, toRefund);
     }

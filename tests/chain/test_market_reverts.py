@@ -44,6 +44,22 @@ def test_create_project_rejects_bad_terms(market_env, kwargs, error):
     assert market_env.market.project_count() == 0
 
 
+def test_create_project_caps_the_reward_below_2_to_128(market_env):
+    """Round totals are stored in 128 bits; the cap makes that lossless."""
+    env, m = market_env, market_env.market
+    terms = (digest("spec"), env.aggregator.address, 1)
+    exc = expect_revert(
+        "RewardTooLarge", m.create_project, env.owner, *terms, 2**128, 100, 100, 100, value=0
+    )
+    assert exc.args == (2**128, 2**128 - 1)
+    # one wei less passes the cap and fails only on the budget sent (anvil cannot fund
+    # 2^128 wei: its transaction checks refuse such values)
+    exc = expect_revert(
+        "WrongBudget", m.create_project, env.owner, *terms, 2**128 - 1, 100, 100, 100, value=0
+    )
+    assert exc.args == (2**128 - 1, 0)
+
+
 @pytest.mark.parametrize("value", [2 * REWARD - 1, 2 * REWARD + 1, 0])
 def test_create_project_requires_the_exact_budget(market_env, value):
     m = market_env.market
