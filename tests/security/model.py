@@ -91,6 +91,8 @@ class Model:
             return "ZeroRounds"
         if reward == 0:
             return "ZeroReward"
+        if reward >= 2**128:
+            return "RewardTooLarge"
         if 0 in windows:
             return "ZeroWindow"
         if any(w > MAX_WINDOW for w in windows):
