@@ -520,7 +520,7 @@ def trainer_claim(
             if env.market.get_round(project, n).state == RoundState.FINALIZED
         ]
     )
-    claims = [client.claim(project, n) for n in numbers]
+    claims = client.claim_rounds(project, numbers)  # several rounds: one claimMany
     rows = [
         {"round": c.round, "claimed_wei": c.amount_wei, "tx": c.tx.tx_hash if c.tx else None}
         for c in claims
