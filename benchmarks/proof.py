@@ -15,7 +15,8 @@ the time they took, so a re-run only proves. The 2¹⁷ configs need
 zk/build/pot17_final.ptau (``POWER=17 zk/setup.sh 100 32`` makes it once; over an hour on 2
 shared cores). Goals at n = 100, k = 32: prove ≤ 60 s on 2 cores, verify ≤ 400k gas.
 
-Run: ``python -m benchmarks proof [--quick]`` (quick: n = 10, k = 16) →
+Run: ``python -m benchmarks proof [--quick]`` (quick: n = 10, k = 16), or
+``python -m benchmarks.proof [--no-setup]`` (only the configs set up already) →
 ``benchmarks/results/proof.json`` and ``proof.png``.
 """
 
@@ -64,9 +65,12 @@ class SetupMissing(Exception):
     """The circuit has no setup and none can be made here (no large enough powers of tau)."""
 
 
-def setup(circuit: zk.Circuit) -> dict[str, Any]:
-    """Run (or reuse) the one-time setup of ``circuit``; its record (time, load, power)."""
+def setup(circuit: zk.Circuit, allowed: bool = True) -> dict[str, Any]:
+    """Run (``allowed``) or reuse the one-time setup of ``circuit``; its record (time, load,
+    power)."""
     if not (circuit.path / "circuit.zkey").is_file():
+        if not allowed:
+            raise SetupMissing(f"not set up: zk/setup.sh {circuit.slots} {circuit.sketch_dim}")
         load = _load()
         start = time.perf_counter()
         proc = subprocess.run(
@@ -149,11 +153,11 @@ def verifier_gas(circuit: zk.Circuit, proof: zk.ScoreProof) -> int:
         return int(receipt["gasUsed"])
 
 
-def measure(n: int, k: int) -> dict[str, Any]:
+def measure(n: int, k: int, setups: bool = True) -> dict[str, Any]:
     circuit = zk.Circuit(n, k)
     row: dict[str, Any] = {"n": n, "k": k}
     try:
-        row.update(setup(circuit))
+        row.update(setup(circuit, setups))
     finally:  # setup.sh compiles first: the count is there even without a setup
         row["constraints"] = _constraints(circuit.name)
     statement = honest_statement(n, k)
@@ -172,12 +176,13 @@ def measure(n: int, k: int) -> dict[str, Any]:
     return row
 
 
-def run(quick: bool = False, out_dir: Path = RESULTS) -> dict[str, Any]:
-    """Measure every config; write proof.json and proof.png in ``out_dir``."""
+def run(quick: bool = False, out_dir: Path = RESULTS, setups: bool = True) -> dict[str, Any]:
+    """Measure every config; write proof.json and proof.png in ``out_dir``. ``setups=False``
+    lists configs not set up yet (their constraints only) instead of setting them up."""
     rows = []
     for n, k in QUICK if quick else FULL:
         try:
-            row = measure(n, k)
+            row = measure(n, k, setups)
         except SetupMissing as exc:
             row = {"n": n, "k": k, "constraints": _constraints(zk.Circuit(n, k).name)}
             row["skipped"] = str(exc)
@@ -231,4 +236,4 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 if __name__ == "__main__":
     import sys
 
-    run(quick="--quick" in sys.argv)
+    run(quick="--quick" in sys.argv, setups="--no-setup" not in sys.argv)
