@@ -58,11 +58,12 @@ if [ ! -f "build/pot${POWER}_final.ptau" ]; then
   $SNARKJS powersoftau prepare phase2 "build/pot${POWER}_1.ptau" "build/pot${POWER}_final.ptau"
 fi
 $SNARKJS groth16 setup "build/$NAME.r1cs" "build/pot${POWER}_final.ptau" "build/${NAME}_0.zkey"
-$SNARKJS zkey contribute "build/${NAME}_0.zkey" "$OUT/circuit.zkey" \
+$SNARKJS zkey contribute "build/${NAME}_0.zkey" "build/${NAME}_1.zkey" \
   --name=learning-market -e="learning-market $NAME phase 2"
 rm "build/${NAME}_0.zkey"
-$SNARKJS zkey export verificationkey "$OUT/circuit.zkey" "$OUT/verification_key.json"
+$SNARKJS zkey export verificationkey "build/${NAME}_1.zkey" "$OUT/verification_key.json"
 cp "build/${NAME}_js/$NAME.wasm" "$OUT/circuit.wasm"
+mv "build/${NAME}_1.zkey" "$OUT/circuit.zkey" # last: an interrupted setup leaves no key
 # our own (MIT) verifier, generated from the verification key
 (cd "$ROOT" && .venv/bin/python -m market.proofs.verifier_gen "zk/$OUT/verification_key.json" "$N" "$K") > "$SOL"
 echo "setup done: zk/$OUT, $SOL (2^$POWER powers of tau)"
