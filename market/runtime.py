@@ -22,8 +22,10 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from sqlalchemy import select
 
 from market.config import DEV_CHAIN_ID, ServiceConfig, signing_account
+from market.db import ProjectChoice
 from market.db.follow import ChainChanged
 from market.errors import ChainError, ConfigError
 
@@ -178,6 +180,27 @@ class Service:
     @property
     def service_name(self) -> str:
         return f"{self.role}:{self.account.address}"
+
+    def _choice_query(self, project_id: int):  # noqa: ANN202
+        """This service's recorded decision on a project (join / serve or not)."""
+        return select(ProjectChoice).where(
+            ProjectChoice.contract == self.market.address,
+            ProjectChoice.service == self.service_name,
+            ProjectChoice.project_id == project_id,
+        )
+
+    def accepted_projects(self) -> list[int]:
+        """The projects this service decided to join (trainer) or serve (aggregator)."""
+        with self.db.session() as s:
+            return sorted(
+                s.scalars(
+                    select(ProjectChoice.project_id).where(
+                        ProjectChoice.contract == self.market.address,
+                        ProjectChoice.service == self.service_name,
+                        ProjectChoice.accepted.is_(True),
+                    )
+                )
+            )
 
     def step(self) -> int:
         raise NotImplementedError

@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from market.aggregator.service import Aggregator, load_spec
 from market.chain import RoundState, TxResult, chain_time
 from market.config import AggregatorConfig, listen_address
@@ -101,7 +99,7 @@ class AggregatorRunner(Service):
             self._handle(ev)
         self.follower.save()
         actions = 0
-        for project_id in self.served():
+        for project_id in self.accepted_projects():
             try:
                 actions += self._schedule(project_id)
             except MarketError as exc:
@@ -115,7 +113,7 @@ class AggregatorRunner(Service):
         elif (
             ev["event"] == "UpdateRevealed"
             and self.config.prefetch
-            and args["project_id"] in self.served()
+            and args["project_id"] in self.accepted_projects()
         ):
             self._prefetch(args["project_id"], args["round"], args["update_digest"])
 
@@ -134,25 +132,6 @@ class AggregatorRunner(Service):
                 )
             )
         self.log.event("project", project=project_id, served=wanted)
-
-    def served(self) -> list[int]:
-        with self.db.session() as s:
-            return sorted(
-                s.scalars(
-                    select(ProjectChoice.project_id).where(
-                        ProjectChoice.contract == self.market.address,
-                        ProjectChoice.service == self.service_name,
-                        ProjectChoice.accepted.is_(True),
-                    )
-                )
-            )
-
-    def _choice_query(self, project_id: int):  # noqa: ANN202
-        return select(ProjectChoice).where(
-            ProjectChoice.contract == self.market.address,
-            ProjectChoice.service == self.service_name,
-            ProjectChoice.project_id == project_id,
-        )
 
     def _spec(self, project_id: int) -> ProjectSpec:
         if project_id not in self._specs:  # a project's spec never changes

@@ -148,27 +148,8 @@ class TrainerService(Service):
             return False, f"data schema {spec.data_schema!r} not in {cfg.data_schemas}"
         return True, "matches"
 
-    def _choice_query(self, project_id: int):  # noqa: ANN202
-        return select(ProjectChoice).where(
-            ProjectChoice.contract == self.market.address,
-            ProjectChoice.service == self.service_name,
-            ProjectChoice.project_id == project_id,
-        )
-
     def _accepted(self, project_id: int) -> bool:
         return self._choose(project_id)
-
-    def _joined(self) -> list[int]:
-        with self.db.session() as s:
-            return sorted(
-                s.scalars(
-                    select(ProjectChoice.project_id).where(
-                        ProjectChoice.contract == self.market.address,
-                        ProjectChoice.service == self.service_name,
-                        ProjectChoice.accepted.is_(True),
-                    )
-                )
-            )
 
     # -- gated projects: apply, then find the admitted list ----------------------------
 
@@ -182,7 +163,7 @@ class TrainerService(Service):
         """For every joined project with admission: apply to its next round, and take part in
         its current round if that was put off (API down, document not published yet)."""
         actions = 0
-        for pid in self._joined():
+        for pid in self.accepted_projects():
             try:
                 if not self._is_gated(pid):
                     continue
