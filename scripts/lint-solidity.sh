@@ -8,13 +8,13 @@
 #  solhint, contracts/verifiers/*.sol — generated Groth16 verifiers: assembly calls the
 #    pairing precompiles, as every snarkjs-style verifier does.
 #  slither on LearningMarket.sol:
-#    arbitrary-send-eth — _pay only ever pays msg.sender (claim, claimExpired, refund by
+#    arbitrary-send-eth — _pay only ever pays msg.sender (claim, claimMany, claimExpired, refund by
 #      the owner) an amount fixed by state; pull payments, nobody chooses the recipient.
 #    divide-before-multiply — expireRound: share = budget / reveals, total = share * reveals
 #      on purpose (equal shares, the remainder refundable; tested to the wei).
 #    timestamp — windows of minutes to days; a proposer's seconds of drift cannot matter.
 #    low-level-calls — _pay uses call{value} to forward gas to contract receivers, checks
-#      the result and reverts TransferFailed; ReentrancyGuard on every paying function.
+#      the result and reverts TransferFailed; ReentrancyGuardTransient on every paying function.
 #  Dependencies (node_modules/@openzeppelin) are filtered out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
