@@ -13,7 +13,9 @@ import pytest
 
 from market.config import AggregatorConfig, TrainerConfig, load_config
 from market.db.pgcluster import find_pg_bin, shared_cluster
-from market.owner import Windows
+from market.owner import Windows, create_project
+from market.storage import EmbeddedStore
+from market.trainer.model import ModelSpec
 
 WINDOWS = Windows(submission=100, reveal=100, finalize=1000)
 REWARD = 10**18
@@ -74,6 +76,29 @@ class World:
 
     def aggregator_config(self, **extra) -> AggregatorConfig:
         return load_config(AggregatorConfig, self.config_file("aggregator", 1, **extra))
+
+
+def new_world(
+    env, tmp_path: Path, backend: str, name: str, rounds: int = 1, admission: dict | None = None
+) -> World:
+    """A fresh project (small MLP, WINDOWS, REWARD per round) and the World around it."""
+    store_path = tmp_path / "store"
+    start = env.w3.eth.block_number + 1
+    created = create_project(
+        env.market,
+        EmbeddedStore(store_path),
+        env.owner,
+        aggregator=env.aggregator.address,
+        rounds=rounds,
+        reward_per_round_wei=REWARD,
+        windows=WINDOWS,
+        name=name,
+        model=ModelSpec(hidden=(16,)),
+        training={"epochs": 1, "lr": 0.1, "batch_size": 64},
+        max_update_bytes=200_000,
+        admission=admission,
+    )
+    return World(env, tmp_path, backend, created.project_id, start, store_path)
 
 
 def _toml(value) -> str:

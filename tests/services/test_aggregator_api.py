@@ -16,7 +16,7 @@ import pytest
 import requests
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from service_helpers import REWARD, WINDOWS, World
+from service_helpers import World, new_world
 from sqlalchemy import select
 from test_services import TRAINERS, run
 from typer.testing import CliRunner
@@ -28,35 +28,18 @@ from market.cli import app as cli
 from market.db import Database
 from market.db.reputation import PublishedAdmission, SignedApplication
 from market.errors import ConfigError, ReputationError
-from market.owner import create_project
 from market.reputation import AdmissionPolicy, sign_application
 from market.reputation.commands import open_round
 from market.reputation.remote import AggregatorApi, ApiRefused, ApiUnavailable, fetch_admission
 from market.storage import EmbeddedStore
-from market.trainer.model import ModelSpec
 from market.trainer.service import TrainerService
 
 POLICY = AdmissionPolicy(top_k=0, newcomer_quota=len(TRAINERS))  # every applicant is new
 
 
 def gated_world(env, tmp_path, rounds: int = 1, policy: AdmissionPolicy = POLICY) -> World:
-    start = env.w3.eth.block_number + 1
-    store_path = tmp_path / "store"
-    created = create_project(
-        env.market,
-        EmbeddedStore(store_path),
-        env.owner,
-        aggregator=env.aggregator.address,
-        rounds=rounds,
-        reward_per_round_wei=REWARD,
-        windows=WINDOWS,
-        name="gated",
-        model=ModelSpec(hidden=(16,)),
-        training={"epochs": 1, "lr": 0.1, "batch_size": 64},
-        max_update_bytes=200_000,
-        admission=policy.to_dict() if policy else {"policy": "open"},
-    )
-    return World(env, tmp_path, "sqlite", created.project_id, start, store_path)
+    admission = policy.to_dict() if policy else {"policy": "open"}
+    return new_world(env, tmp_path, "sqlite", "gated", rounds, admission)
 
 
 def signed(env, index: int, pid: int, number: int):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from service_helpers import REWARD, WINDOWS, World, backends
+from service_helpers import REWARD, WINDOWS, World, backends, new_world
 from sqlalchemy import select
 
 from market.aggregator.runner import AggregatorRunner
@@ -226,38 +226,22 @@ def test_services_gate_a_meritrank_round(market_env, tmp_path):
     from market.reputation.rounds import load_admission
 
     env = market_env
-    start = env.w3.eth.block_number + 1
-    store_path = tmp_path / "store"
-    created = create_project(
-        env.market,
-        EmbeddedStore(store_path),
-        env.owner,
-        aggregator=env.aggregator.address,
-        rounds=1,
-        reward_per_round_wei=REWARD,
-        windows=WINDOWS,
-        name="gated",
-        model=ModelSpec(hidden=(16,)),
-        training={"epochs": 1, "lr": 0.1, "batch_size": 64},
-        max_update_bytes=200_000,
-        admission=AdmissionPolicy(top_k=0, newcomer_quota=1).to_dict(),
-    )
-    world = World(env, tmp_path, "sqlite", created.project_id, start, store_path)
+    admission = AdmissionPolicy(top_k=0, newcomer_quota=1).to_dict()
+    world = new_world(env, tmp_path, "sqlite", "gated", admission=admission)
+    project_id, store_path = world.project_id, world.store_path
     agg_db = Database(world.db_url("aggregator"))
     for index in TRAINERS:  # signed applications, delivered to the aggregator's database
         app = sign_application(
-            env.accounts[index], created.project_id, 1, env.w3.eth.chain_id, env.market.address
+            env.accounts[index], project_id, 1, env.w3.eth.chain_id, env.market.address
         )
         record_application(agg_db, app)
     run(AggregatorRunner, world.aggregator_config())
-    chain_round = env.market.get_round(created.project_id, 1)
+    chain_round = env.market.get_round(project_id, 1)
     assert chain_round.admission_root != b"\0" * 32
-    admission, _ = load_admission(
-        EmbeddedStore(store_path), env.market, created.project_id, 1, db=agg_db
-    )
+    admission, _ = load_admission(EmbeddedStore(store_path), env.market, project_id, 1, db=agg_db)
     assert len(admission.admitted) == 1  # the newcomer quota
     logs = []
     for i in TRAINERS:
         logs += run(TrainerService, world.trainer_config(f"t{i}", i))[1]
-    assert env.market.get_round(created.project_id, 1).commits == 0
+    assert env.market.get_round(project_id, 1).commits == 0
     assert len([r for r in logs if r.get("event") == "not_admitted"]) == len(TRAINERS)
