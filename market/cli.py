@@ -334,7 +334,7 @@ def owner_create_project(
 ) -> None:
     """Publish the spec and initial model, and escrow rounds × reward on chain."""
     from market.aggregator.rules import get_rule
-    from market.owner import Windows, create_project, require_proofs
+    from market.owner import Windows, check_provable, create_project, require_proofs
     from market.reputation.commands import parse_admission
     from market.trainer.model import ModelSpec
 
@@ -346,13 +346,16 @@ def owner_create_project(
             raise ConfigError("--aggregator ADDRESS is required outside the dev chain")
         aggregator = env.account("aggregator", None, None).address
     owner = env.account("owner", account, keystore)
+    reward_wei = parse_eth(reward_per_round)
+    if proof:
+        check_provable(reward_wei)  # before money moves: no project without its verifier
     created = create_project(
         env.market,
         env.store,
         owner,
         aggregator=aggregator,
         rounds=rounds,
-        reward_per_round_wei=parse_eth(reward_per_round),
+        reward_per_round_wei=reward_wei,
         windows=Windows(submission_window, reveal_window, finalize_window),
         name=name,
         model=ModelSpec(hidden=tuple(int(h) for h in hidden.split(",") if h)),

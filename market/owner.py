@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 
 from market.chain import LearningMarket, TxResult, compile_contracts, deploy_contract
+from market.errors import ProofError
 from market.spec import ProjectSpec
 from market.storage import ModelLayout, Store, encode_model
 from market.storage.cid import digest_of_cid
 from market.trainer.model import ModelSpec, build_model, get_weights
+
+if TYPE_CHECKING:
+    from market.proofs.zk import Circuit
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,22 @@ def create_project(
     return CreatedProject(project_id, spec_cid, spec, tx)
 
 
+def check_provable(reward_per_round_wei: int, slots: int = 8, sketch_dim: int = 16) -> Circuit:
+    """The score-split circuit a proof project would use, if its rounds can be proven: the
+    setup files exist and the round budget fits the circuit's 96-bit reward range. Call it
+    before creating the project, so a project is never left without its verifier."""
+    from market.proofs.zk import MAX_WEI_BITS, Circuit
+
+    circuit = Circuit(slots, sketch_dim)
+    circuit.require()
+    if reward_per_round_wei >= 1 << MAX_WEI_BITS:
+        raise ProofError(
+            f"reward per round {reward_per_round_wei} wei is too large to prove: the circuit "
+            f"proves budgets below 2^{MAX_WEI_BITS} wei"
+        )
+    return circuit
+
+
 def require_proofs(
     market: LearningMarket,
     owner: LocalAccount,
@@ -108,10 +128,7 @@ def require_proofs(
     The circuit proves rounds of at most ``slots`` accepted updates; a larger round cannot
     be proven and would expire, so choose the circuit for the expected crowd.
     """
-    from market.proofs.zk import Circuit
-
-    circuit = Circuit(slots, sketch_dim)
-    circuit.require()
+    circuit = check_provable(market.get_project(project_id).reward_per_round, slots, sketch_dim)
     artifact = compile_contracts()[circuit.contract]
     verifier = deploy_contract(market.w3, owner, artifact.abi, artifact.bytecode)
     return verifier, market.set_proof_verifier(owner, project_id, verifier)

@@ -191,3 +191,16 @@ def test_dev_chain_starts_deploys_and_stops(tmp_path):
     finally:
         proc.send_signal(2)  # Ctrl-C
         proc.wait(timeout=30)
+
+
+def test_an_unprovable_proof_project_is_refused_before_it_exists(chain):
+    rpc, data = chain
+    common = ["--rpc-url", rpc, "--data-dir", str(data)]
+    market("dev", "deploy", *common)
+    proc = market(
+        "owner", "create-project", "--proof", "--reward-per-round", "100000000000", *common,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert re.match(r"^error: reward per round \d+ wei is too large to prove", proc.stderr)
+    assert as_json("status", *common)["projects"] == []
