@@ -46,14 +46,14 @@ def expect_revert(error_name: str, fn, *args, **kwargs) -> ContractRevert:
     return info.value
 
 
-class ContractActor:
-    """The test-only ReentrantClaimer, deployed for this test: a contract account playing
-    a market role through ``call`` and misbehaving when paid (see ``set_mode``)."""
+class MarketActor:
+    """A test-only contract, deployed for this test, playing a market role: ``call`` sends
+    a market function through its ``execute`` so the contract is msg.sender."""
 
-    ACCEPT, REENTER, REJECT = 0, 1, 2
+    artifact = ""
 
     def __init__(self, env, sender: LocalAccount) -> None:
-        artifact = env.artifacts["ReentrantClaimer"]
+        artifact = env.artifacts[self.artifact]
         self.env, self.sender = env, sender
         self.address = deploy_contract(
             env.w3, sender, artifact.abi, artifact.bytecode, env.market.address
@@ -76,6 +76,13 @@ class ContractActor:
         """Call the market's ``function`` with this contract as msg.sender."""
         data = self.env.market.contract.encode_abi(function, args=list(args))
         return self._send(self.contract.functions.execute(data), function, value)
+
+
+class ContractActor(MarketActor):
+    """The ReentrantClaimer: misbehaves when paid (see ``set_mode``)."""
+
+    artifact = "ReentrantClaimer"
+    ACCEPT, REENTER, REJECT = 0, 1, 2
 
     def set_mode(self, mode: int, function: str | None = None, *args) -> None:
         """ACCEPT, REJECT payments, or REENTER: call ``function(*args)`` when paid."""

@@ -9,9 +9,9 @@ import hashlib
 
 import pytest
 
-from market.chain import ContractRevert, TxResult, compute_commitment, deploy_contract
-from market.chain.client import send_transaction
+from market.chain import ContractRevert, compute_commitment
 from market.proofs import MerkleTree
+from tests.chain.chain_helpers import MarketActor
 
 REWARD = 9 * 10**17
 ZERO = b"\0" * 32
@@ -23,28 +23,10 @@ def h(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
-class Hostile:
-    """The HostileReceiver contract, acting in the market through ``call``."""
+class Hostile(MarketActor):
+    """The HostileReceiver: reverts, burns all gas or return-bombs when paid."""
 
-    def __init__(self, env, sender) -> None:
-        artifact = env.artifacts["HostileReceiver"]
-        self.env, self.sender = env, sender
-        self.address = deploy_contract(
-            env.w3, sender, artifact.abi, artifact.bytecode, env.market.address
-        )
-        self.contract = env.w3.eth.contract(address=self.address, abi=artifact.abi)
-
-    def _send(self, fn, function: str, value: int = 0) -> TxResult:
-        tx = {"to": self.address, "data": fn._encode_transaction_data(), "value": value}
-        receipt = send_transaction(
-            self.env.w3, self.sender, tx, on_revert=self.env.market._revert(function)
-        )
-        events = self.env.market.decode_logs(receipt["logs"])
-        return TxResult("0x" + bytes(receipt["transactionHash"]).hex(), 0, 0, events)
-
-    def call(self, function: str, *args, value: int = 0) -> TxResult:
-        data = self.env.market.contract.encode_abi(function, args=list(args))
-        return self._send(self.contract.functions.execute(data), function, value)
+    artifact = "HostileReceiver"
 
     def set_mode(self, mode: int) -> None:
         self._send(self.contract.functions.setMode(mode), "setMode")
