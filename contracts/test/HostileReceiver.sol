@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {MarketCaller} from "./MarketCaller.sol";
+
 /// @title HostileReceiver (test only)
 /// @notice A contract account that plays any market role (owner, trainer) by forwarding
 /// calls, and that misbehaves when paid: it reverts, burns all the gas it is given, or
 /// reverts with a huge return payload (a "return bomb" that makes the payer copy it).
 /// Tests use it to show that such a receiver only ever hurts its own payment, never the
 /// escrow or anyone else's claim.
-contract HostileReceiver {
+contract HostileReceiver is MarketCaller {
     enum Mode {
         Accept,
         Revert,
@@ -15,28 +17,14 @@ contract HostileReceiver {
         ReturnBomb
     }
 
-    address public immutable market;
     Mode public mode;
     uint256 public received;
 
-    constructor(address market_) {
-        market = market_;
-    }
+    constructor(address market_) MarketCaller(market_) {}
 
     /// @notice Choose how the next payments are received.
     function setMode(Mode mode_) external {
         mode = mode_;
-    }
-
-    /// @notice Call the market as this contract (value forwarded); reverts bubble up as-is.
-    function execute(bytes calldata data) external payable returns (bytes memory result) {
-        bool ok;
-        (ok, result) = market.call{value: msg.value}(data);
-        if (!ok) {
-            assembly {
-                revert(add(result, 32), mload(result))
-            }
-        }
     }
 
     receive() external payable {

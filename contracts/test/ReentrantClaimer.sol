@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {MarketCaller} from "./MarketCaller.sol";
+
 /// @title ReentrantClaimer (test only)
 /// @notice A contract account that can play any market role (owner, trainer) by forwarding
 /// calls, and that, when paid, either calls back into the market (mode Reenter) or refuses
 /// the payment (mode Reject). Tests use it to show that the reentrancy guard holds and that
 /// a refused payment reverts the whole claim or refund.
-contract ReentrantClaimer {
+contract ReentrantClaimer is MarketCaller {
     enum Mode {
         Accept,
         Reenter,
@@ -15,7 +17,6 @@ contract ReentrantClaimer {
 
     error PaymentRefused();
 
-    address public immutable market;
     Mode public mode;
     bytes public reentryCall;
     uint256 public reentryAttempts;
@@ -23,26 +24,13 @@ contract ReentrantClaimer {
     bytes public lastReentryError;
     uint256 public received;
 
-    constructor(address market_) {
-        market = market_;
-    }
+    constructor(address market_) MarketCaller(market_) {}
 
     /// @notice Choose how the next payment is received and which call re-enters.
     function setMode(Mode mode_, bytes calldata reentryCall_) external {
         mode = mode_;
         reentryCall = reentryCall_;
         reentryAttempts = 0;
-    }
-
-    /// @notice Call the market as this contract (value forwarded); reverts bubble up as-is.
-    function execute(bytes calldata data) external payable returns (bytes memory result) {
-        bool ok;
-        (ok, result) = market.call{value: msg.value}(data);
-        if (!ok) {
-            assembly {
-                revert(add(result, 32), mload(result))
-            }
-        }
     }
 
     receive() external payable {
