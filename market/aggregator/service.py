@@ -36,10 +36,8 @@ from market.proofs.zk import (
     Circuit,
     ScoreProof,
     circuit_of_verifier,
-    fixed_coefficients,
-    fixed_sketches,
+    proof_scores,
     prove,
-    sketch_gate,
     statement_of,
 )
 from market.spec import ProjectSpec
@@ -214,9 +212,7 @@ class Aggregator:
             sketch_rows = sketches(batch, seed_hash, sketch_dim).tolist()
             gate = None
             if circuit is not None:
-                flagged = [f is not None for f in result.flags]
-                fixed_c = fixed_coefficients([float(c) for c in result.coefficients], flagged)
-                gate = sketch_gate(fixed_sketches(sketch_rows), fixed_c)
+                gate = proof_scores(sketch_rows, result.coefficients, result.flags)
             details = score_details(result.coefficients, result.flags, g, gate)
             points = to_points([d.score for d in details])
             rewards = split_rewards(chain_round.budget, points)

@@ -206,8 +206,7 @@ def verify_round(
     )
     gate = None
     if int(market.proof_verifier(project_id), 16) != 0:
-        fixed_c = zk.fixed_coefficients(list(coef), [f is not None for f in flags])
-        gate = zk.sketch_gate(zk.fixed_sketches(rows.tolist()), fixed_c)
+        gate = zk.proof_scores(rows.tolist(), coef, flags)
     details = score_details(coef, flags, g, gate)
     points = to_points([d.score for d in details])
     published_points = [e.score_points for e in entries]

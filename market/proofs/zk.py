@@ -43,6 +43,7 @@ import json
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +203,15 @@ class ScoreStatement:
             "A": [str(v) for v in shifted] + [str(1 << ALIGN_BITS)] * pad,
             "G": column(above),
         }
+
+
+def proof_scores(
+    sketch_rows: list[list[float]], coefficients: Sequence[float], flags: Sequence[str | None]
+) -> SketchScores:
+    """A proof project's scores from the round's float sketches and the rule's coefficients
+    and flags: what the aggregator pays and ``market verify`` recomputes, the same way."""
+    fixed_c = fixed_coefficients([float(c) for c in coefficients], [f is not None for f in flags])
+    return sketch_gate(fixed_sketches(sketch_rows), fixed_c)
 
 
 def statement_of(report) -> ScoreStatement:  # noqa: ANN001
