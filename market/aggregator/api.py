@@ -20,9 +20,6 @@ round or nothing published, 409 outside the window or open admission, 503 chain 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from typing import Annotated, Any
 
 import requests
@@ -33,7 +30,7 @@ from fastapi.responses import JSONResponse
 from market.api.app import error_response
 from market.chain import ZERO32, LearningMarket
 from market.db import Database
-from market.errors import ChainError, ConfigError, MarketError, ReputationError
+from market.errors import ChainError, MarketError, ReputationError
 from market.reputation.application import Application, verify_application
 from market.reputation.commands import project_policy
 from market.reputation.rounds import (
@@ -183,44 +180,3 @@ def create_api(
         return out | {"cid": cid, "document": document}
 
     return app
-
-
-class ApiServer:
-    """uvicorn serving ``app`` on ``host:port`` from a daemon thread, beside the service loop."""
-
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        import uvicorn
-
-        self.host, self.port = host, port
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-
-    def start(self, timeout: float = 15.0) -> None:
-        """Bind here (a taken port is a ConfigError now, not a dead thread), then serve."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError as exc:
-            sock.close()
-            raise ConfigError(
-                f"the aggregator API cannot listen on {self.host}:{self.port}: {exc.strerror} "
-                "(change api_listen)"
-            ) from None
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="aggregator-api", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise ConfigError(f"the aggregator API on {self.host}:{self.port} did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread is not None and self._thread.is_alive():
-            self._thread.join(timeout=10)

@@ -26,7 +26,7 @@ from market.spec import ProjectSpec
 from market.storage.resolve import get_by_digest
 
 if TYPE_CHECKING:
-    from market.aggregator.api import ApiServer
+    from market.api.server import ServerThread
 
 
 class _CrashingStore:
@@ -68,17 +68,17 @@ class AggregatorRunner(Service):
             if server is not None:
                 server.stop()
 
-    def _start_api(self) -> ApiServer | None:
+    def _start_api(self) -> ServerThread | None:
         if self.config.api_listen is None:
             return None
-        from market.aggregator.api import ApiServer, create_api  # FastAPI: only when asked
+        from market.aggregator.api import create_api  # FastAPI: only when asked
+        from market.api.server import ServerThread
 
         host, port = listen_address(self.config.api_listen)
         app = create_api(
             self.market, self.store, self.db, self.account.address, self.config.projects
         )
-        server = ApiServer(app, host, port)
-        server.start()
+        server = ServerThread(app, host, port, "aggregator API", "api_listen").start()
         self.log.event("api", url=f"http://{self.config.api_listen}")
         if not self.config.application_window:
             self.log.warn(

@@ -7,14 +7,9 @@ digits splits) so the page has something to show.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import uvicorn
 
 from market.chain import (
     AnvilNode,
@@ -28,42 +23,8 @@ from market.chain import (
 from market.errors import ConfigError
 
 from .app import create_app
+from .server import ServerThread
 from .settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerThread:
-    """uvicorn serving an app on 127.0.0.1:port in a daemon thread; ``stop()`` ends it."""
-
-    def __init__(self, app: Any, port: int | None = None) -> None:
-        self.port = port or free_port()
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=3
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 20.0) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise ConfigError(f"the dashboard server did not start on port {self.port}")
-            time.sleep(0.05)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @dataclass
@@ -87,7 +48,9 @@ class DevStack:
             path.write_text(json.dumps({"LearningMarket": market.address}))
             stack = cls(data_dir, node, market)
             if serve:
-                stack.server = ServerThread(create_app(stack.settings()), port).start()
+                stack.server = ServerThread(
+                    create_app(stack.settings()), port=port, name="dashboard server"
+                ).start()
             return stack
         except BaseException:
             node.stop()

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from market.api.devstack import free_port
 from market.api.serve import is_loopback
+from market.api.server import free_port
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,8 +20,9 @@ from sqlalchemy import select
 from test_services import TRAINERS, run
 from typer.testing import CliRunner
 
-from market.aggregator.api import ApiServer, create_api
+from market.aggregator.api import create_api
 from market.aggregator.service import Aggregator
+from market.api.server import ServerThread, free_port
 from market.chain import RoundState
 from market.cli import app as cli
 from market.db import Database
@@ -134,15 +134,16 @@ def test_served_api_takes_cli_applications_and_refuses_a_taken_port(market_env, 
     pid = world.project_id
     db = Database(world.db_url("aggregator"))
     port = free_port()
-    server = ApiServer(
+    server = ServerThread(
         create_api(env.market, EmbeddedStore(world.store_path), db, env.aggregator.address),
         "127.0.0.1",
         port,
-    )
-    server.start()
+        "aggregator API",
+        "api_listen",
+    ).start()
     try:
         with pytest.raises(ConfigError, match="cannot listen"):
-            ApiServer(FastAPI(), "127.0.0.1", port).start()
+            ServerThread(FastAPI(), "127.0.0.1", port).start()
         url = f"http://127.0.0.1:{port}"
         common = ["--rpc-url", env.node.rpc_url, "--contract", env.market.address]
         common += ["--data-dir", str(tmp_path / "t3"), "--aggregator-api", url, "--json"]
@@ -224,12 +225,6 @@ def test_trainer_trusts_no_admission_document_the_chain_contradicts(market_env, 
 
 
 # ------------------------------------------------------- both services, end to end
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class AggregatorProcess:
