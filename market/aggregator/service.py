@@ -210,10 +210,10 @@ class Aggregator:
             g = result.gram if result.gram is not None else gram(batch)
             gram_hex = gram_digest(g)
             sketch_rows = sketches(batch, seed_hash, sketch_dim).tolist()
-            gate = None
+            sketch = None
             if circuit is not None:
-                gate = proof_scores(sketch_rows, result.coefficients, result.flags)
-            details = score_details(result.coefficients, result.flags, g, gate)
+                sketch = proof_scores(sketch_rows, result.coefficients, result.flags)
+            details = score_details(result.coefficients, result.flags, g, sketch)
             points = to_points([d.score for d in details])
             rewards = split_rewards(chain_round.budget, points)
             for i, (trainer, cid, _) in enumerate(accepted):

@@ -204,10 +204,10 @@ def verify_round(
         if digest == report.gram_digest
         else f"digest {report.gram_digest} != recomputed {digest}",
     )
-    gate = None
+    sketch = None
     if int(market.proof_verifier(project_id), 16) != 0:
-        gate = zk.proof_scores(rows.tolist(), coef, flags)
-    details = score_details(coef, flags, g, gate)
+        sketch = zk.proof_scores(rows.tolist(), coef, flags)
+    details = score_details(coef, flags, g, sketch)
     points = to_points([d.score for d in details])
     published_points = [e.score_points for e in entries]
     v.add(
@@ -224,7 +224,7 @@ def verify_round(
     else:
         aggregate = weighted_sum(batch, coef)
     _check_model(v, report, chain_round, _model_bytes(layout, global_flat + aggregate))
-    _check_proof(v, market, report, gate is not None)
+    _check_proof(v, market, report, sketch is not None)
     return v
 
 

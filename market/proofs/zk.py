@@ -151,9 +151,9 @@ def fixed_coefficients(coefficients: list[float], flagged: list[bool]) -> list[i
     return out
 
 
-def sketch_gate(s: list[list[int]], c: list[int]) -> SketchScores:
+def checked_sketch_scores(s: list[list[int]], c: list[int]) -> SketchScores:
     """The proof-mode scores of fixed-point sketches ``s`` and coefficients ``c`` (what
-    the circuit re-checks; a paid update passes the sketch-space alignment gate)."""
+    the circuit re-checks), once the sketches are checked to fit its 12-bit range."""
     if any(not -(1 << (SKETCH_BITS - 1)) <= x < 1 << (SKETCH_BITS - 1) for row in s for x in row):
         raise ProofError(f"sketch values exceed {SKETCH_BITS} bits")
     return sketch_scores(s, c)
@@ -183,7 +183,7 @@ class ScoreStatement:
             raise ProofError("budget or points exceed the circuit's ranges")
         pad = n - m
         # the hints: integer square roots and shifted alignments (the circuit checks them)
-        scores = sketch_gate(self.sketches, self.coefficients)
+        scores = checked_sketch_scores(self.sketches, self.coefficients)
         shifted = [a + (1 << ALIGN_BITS) for a in scores.align]
         above = [int(a >= ALIGN_FLOOR_FIXED) for a in scores.align]
 
@@ -211,7 +211,7 @@ def proof_scores(
     """A proof project's scores from the round's float sketches and the rule's coefficients
     and flags: what the aggregator pays and ``market verify`` recomputes, the same way."""
     fixed_c = fixed_coefficients([float(c) for c in coefficients], [f is not None for f in flags])
-    return sketch_gate(fixed_sketches(sketch_rows), fixed_c)
+    return checked_sketch_scores(fixed_sketches(sketch_rows), fixed_c)
 
 
 def statement_of(report) -> ScoreStatement:  # noqa: ANN001

@@ -48,13 +48,13 @@ def test_fixed_point_maps_the_largest_sketch_value_to_2047():
     with pytest.raises(ProofError, match="< 4"):
         zk.fixed_coefficients([2.0, 2.0], [False, False])
     with pytest.raises(ProofError, match="12 bits"):
-        zk.sketch_gate([[2048]], [1])
+        zk.checked_sketch_scores([[2048]], [1])
 
 
 def test_sketch_scores_follow_the_integer_rule():
     s = [[10, 0], [9, 1], [-10, 0], [0, 10], [1, 0]]
     c = [2, 2, 1, 0, 3]
-    scores = zk.sketch_gate(s, c)
+    scores = zk.checked_sketch_scores(s, c)
     # 0 and 1 agree; 2 opposes them; 3 has no coefficient (flagged); 4 is a ~zero sketch
     assert [r > 0 for r in scores.raw] == [True, True, False, False, False]
     assert scores.rider == [False, False, False, False, True]
@@ -65,7 +65,7 @@ def test_sketch_scores_follow_the_integer_rule():
     assert scores.raw[1] == 2 * (scores.align[1] - ALIGN_FLOOR_FIXED)
     # alone in the aggregate: compared with the aggregate itself, cos = 1; a slot without a
     # coefficient has an alignment but earns nothing
-    alone = zk.sketch_gate([[3, 4], [5, 5]], [7, 0])
+    alone = zk.checked_sketch_scores([[3, 4], [5, 5]], [7, 0])
     assert alone.align[0] == 1 << 16 and alone.raw[0] == 7 * ((1 << 16) - ALIGN_FLOOR_FIXED)
     assert alone.align[1] == (35 * 7 << 16) // math.isqrt(50 * 49 * 25) and alone.raw[1] == 0
 
@@ -75,7 +75,7 @@ def test_statement_inputs_pad_and_carry_the_hints():
     st = zk.ScoreStatement(1, 2, 10**18, 10**18 - 1, rows, [5, 6], [1, 2], [0, 0])
     inputs = st.inputs(CIRCUIT)
     assert len(inputs["S"]) == 8 and len(inputs["P"]) == 8 and inputs["P"][2:] == ["0"] * 6
-    scores = zk.sketch_gate(rows, [5, 6])
+    scores = zk.checked_sketch_scores(rows, [5, 6])
     assert inputs["Q"][:2] == [str(q) for q in scores.roots]
     assert inputs["A"] == [str(a + (1 << 16)) for a in scores.align] + [str(1 << 16)] * 6
     too_many = dataclasses.replace(st, points=[1] * 9, rewards=[0] * 9)
@@ -93,7 +93,7 @@ def _round_statement(seed: int, flagged: int | None = None) -> zk.ScoreStatement
     flags = [i == flagged for i in range(6)]
     s, c = zk.fixed_sketches(rows), zk.fixed_coefficients(coef, flags)
     marks = ["flagged" if f else None for f in flags]
-    details = score_details(np.array(coef), marks, np.eye(6), zk.sketch_gate(s, c))
+    details = score_details(np.array(coef), marks, np.eye(6), zk.checked_sketch_scores(s, c))
     points = to_points([d.score for d in details])
     rewards = split_rewards(10**18, points)
     return zk.ScoreStatement(3, 4, 10**18, sum(rewards), s, c, points, rewards)
