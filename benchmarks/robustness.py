@@ -18,8 +18,11 @@ rules only — ByzFL returns a vector, not weights).
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,49 +179,65 @@ def rows_for(quick: bool) -> list[Row]:
     return rows
 
 
-def run(quick: bool = False, seed: int = 0) -> dict[str, Any]:
-    rounds = 15 if quick else 50
-    started = time.perf_counter()
+def row_results(row: Row, quick: bool, seed: int, rounds: int) -> list[dict[str, Any]]:
+    """Every rule on one row (ours and ByzFL's), with that row's two FedAvg references."""
     theirs_rules = byzfl_rules(N_BYZ)
-    quick_rules = ("fedavg", "median", "flag", "sybilwall", "guard")
-    our_rules = OURS if not quick else {k: OURS[k] for k in quick_rules}
+    our_rules = OURS
     if quick:
+        our_rules = {k: OURS[k] for k in ("fedavg", "median", "flag", "sybilwall", "guard")}
         theirs_rules = {
             k: v for k, v in theirs_rules.items() if k in ("byzfl:trmean", "byzfl:krum")
         }
-    out_rows = []
-    for row in rows_for(quick):
-        split = load_digits_split(N_TRAINERS, row.alpha, seed)
-        clean = simulate(split, Row(row.alpha, "none"), ours("fedavg", {}), rounds, seed)[0]
-        honest_only = simulate(split, row, ours("fedavg", {}), rounds, seed, False)[0]
-        byz = 0 if row.attack in ("none", "sybil") else N_BYZ
-        n_total = N_TRAINERS - 1 + row.sybils if row.attack == "sybil" else N_TRAINERS
-        for label, agg in [
-            *[(k, ours(*v)) for k, v in our_rules.items()],
-            *[(k, theirs(f)) for k, f in theirs_rules.items()],
-        ]:
-            acc, share = simulate(split, row, agg, rounds, seed)
-            out_rows.append(
-                {
-                    "rule": label,
-                    "attack": row.attack,
-                    "noise": row.noise,
-                    "alpha": row.alpha,
-                    "byzantine_fraction": round(byz / n_total, 3) if byz else 0.0,
-                    "sybils": row.sybils,
-                    "final_accuracy": round(acc, 4),
-                    "honest_only_fedavg": round(honest_only, 4),
-                    "clean_fedavg": round(clean, 4),
-                    "attacker_weight_share": None if share is None else round(share, 4),
-                }
-            )
-        print(f"robustness: {row} done at {time.perf_counter() - started:.0f}s", flush=True)
+    split = load_digits_split(N_TRAINERS, row.alpha, seed)
+    clean = simulate(split, Row(row.alpha, "none"), ours("fedavg", {}), rounds, seed)[0]
+    honest_only = simulate(split, row, ours("fedavg", {}), rounds, seed, False)[0]
+    byz = 0 if row.attack in ("none", "sybil") else N_BYZ
+    n_total = N_TRAINERS - 1 + row.sybils if row.attack == "sybil" else N_TRAINERS
+    out = []
+    for label, agg in [
+        *[(k, ours(*v)) for k, v in our_rules.items()],
+        *[(k, theirs(f)) for k, f in theirs_rules.items()],
+    ]:
+        acc, share = simulate(split, row, agg, rounds, seed)
+        out.append(
+            {
+                "rule": label,
+                "attack": row.attack,
+                "noise": row.noise,
+                "alpha": row.alpha,
+                "byzantine_fraction": round(byz / n_total, 3) if byz else 0.0,
+                "sybils": row.sybils,
+                "final_accuracy": round(acc, 4),
+                "honest_only_fedavg": round(honest_only, 4),
+                "clean_fedavg": round(clean, 4),
+                "attacker_weight_share": None if share is None else round(share, 4),
+            }
+        )
+    return out
+
+
+def run(quick: bool = False, seed: int = 0, workers: int | None = None) -> dict[str, Any]:
+    """The grid, rows spread over ``workers`` processes (default: one per core). Every
+    simulation is seeded on its own, so the numbers do not depend on the worker count."""
+    rounds = 15 if quick else 50
+    started = time.perf_counter()
+    rows = rows_for(quick)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
+    # spawn, not fork: the parent may hold torch/BLAS threads (aggregation_speed ran first).
+    context = multiprocessing.get_context("spawn")
+    out_rows: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        jobs = [pool.submit(row_results, row, quick, seed, rounds) for row in rows]
+        for row, job in zip(rows, jobs, strict=True):
+            out_rows.extend(job.result())
+            print(f"robustness: {row} done at {time.perf_counter() - started:.0f}s", flush=True)
     result = {
         "benchmark": "robustness",
         "quick": quick,
         "rounds": rounds,
         "trainers": N_TRAINERS,
         "byzantine": N_BYZ,
+        "workers": workers,
         "seconds": round(time.perf_counter() - started, 1),
         "rows": out_rows,
         "summary": summarise(out_rows),
