@@ -51,13 +51,7 @@ def run_rules(
         if coordinate_rules
         else None
     )
-    visitors = [s.visit for s in sketchers.values()] + ([coords.visit] if coords else [])
-
-    def visit(col: int, q: np.ndarray, s: np.ndarray) -> None:
-        for v in visitors:
-            v(col, q, s)
-
-    g = gram(source, visit=visit if visitors else None)
+    g = gram(source, visit=coords.visit if coords else None, sketchers=list(sketchers.values()))
     results: dict[str, AggregationResult] = {}
     linear: list[tuple[str, Any]] = []
     for rule in rules:

@@ -4,7 +4,6 @@ import numpy as np
 
 from market.aggregator.rules import QuantizedBatch, get_rule
 from market.aggregator.rules.foolsgold import similarity_weights
-from market.aggregator.rules.sketch import Sketcher
 from tests.aggregator import dense_reference as ref
 from tests.aggregator.helpers import random_batch, rel_close
 
@@ -25,24 +24,6 @@ def test_sybilwall_without_history_matches_dense() -> None:
     res = get_rule("sybilwall", history=False).aggregate(batch)
     w = ref.foolsgold_weights(u, False, 1e-5)
     assert rel_close(res.aggregate, (w / w.sum()) @ u)
-
-
-def test_sketch_is_exact_for_small_models_and_linear() -> None:
-    batch = random_batch(4, 3000, seed=4)
-    u = batch.dense()
-    small = Sketcher(4, 4096, 3000)
-    small.add_dense(0, u)
-    sk = small.result()
-    assert np.allclose(sk @ sk.T, u @ u.T, rtol=1e-12)
-    assert np.array_equal(np.abs(sk[:, :3000]), np.abs(u))
-    chunked = Sketcher(4, 1024, 3000)
-    for col in range(0, 3000, 700):
-        chunked.add_dense(col, u[:, col : col + 700])
-    whole = Sketcher(4, 1024, 3000)
-    whole.add_dense(0, u)
-    assert np.allclose(chunked.result(), whole.result(), rtol=1e-12, atol=1e-12)
-    g = whole.result() @ whole.result().T
-    assert np.allclose(np.diag(g), (u**2).sum(1), rtol=0.2)
 
 
 def _round(rng: np.random.Generator, n_honest: int, n_clones: int, d: int = 2000):

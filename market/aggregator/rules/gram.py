@@ -10,54 +10,109 @@ an order we choose, hence deterministic. Memory: O(n² + n·chunk), never the fu
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from market.aggregator.rules.base import ChunkSource
+from market.aggregator.rules.sketch import Sketcher, column_signs
 from market.errors import AggregationError
 
 MAX_EXACT_BLOCK = 1024
+# Values per float32 sub-chunk: small enough that the converted blocks are still in cache
+# when the GEMM and the sketches read them (2¹⁷: one block at n = 100, measured fastest).
+SUB_VALUES = 1 << 17
 
 # visit(first_column, q_chunk int8 (n, c), scales_chunk float32 (n, blocks))
 ChunkVisitor = Callable[[int, np.ndarray, np.ndarray], None]
 
 
-def block_grams(q: np.ndarray, block_size: int) -> np.ndarray:
-    """Integer-exact Grams of every block of a chunk: float32 array (blocks, n, n)."""
+def float_blocks(q: np.ndarray, block_size: int, signs: np.ndarray | None = None) -> np.ndarray:
+    """A chunk's values as float32 blocks (blocks, n, B), zero-padded, times the column
+    signs when given (float32 ±1 per column); exact either way."""
     if block_size > MAX_EXACT_BLOCK:
         raise AggregationError(
             f"block_size {block_size} exceeds {MAX_EXACT_BLOCK}: float32 Gram not exact"
         )
     n, cols = q.shape
     blocks = -(-cols // block_size)
-    pad = blocks * block_size - cols
-    x = q.astype(np.float32)
-    if pad:
-        x = np.pad(x, ((0, 0), (0, pad)))
-    x = x.reshape(n, blocks, block_size).transpose(1, 0, 2)
+    full = cols // block_size
+    x = np.empty((blocks, n, block_size), dtype=np.float32)
+    head = q[:, : full * block_size].reshape(n, full, block_size).transpose(1, 0, 2)
+    if signs is None:
+        x[:full] = head
+    else:
+        np.multiply(head, signs[: full * block_size].reshape(full, 1, block_size), out=x[:full])
+    if full < blocks:
+        rest = cols - full * block_size
+        x[full, :, rest:] = 0.0
+        x[full, :, :rest] = q[:, full * block_size :]
+        if signs is not None:
+            x[full, :, :rest] *= signs[full * block_size :]
+    return x
+
+
+def block_grams(q: np.ndarray, block_size: int) -> np.ndarray:
+    """Integer-exact Grams of every block of a chunk: float32 array (blocks, n, n)."""
+    x = float_blocks(q, block_size)
     return np.matmul(x, x.transpose(0, 2, 1))
 
 
-def gram(source: ChunkSource, visit: ChunkVisitor | None = None) -> np.ndarray:
+def sub_blocks(
+    col: int, q: np.ndarray, s: np.ndarray, block_size: int, signed: bool = False
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """A chunk as (first block, float32 blocks (m, n, B), float64 scales (n, m)) pieces of
+    about ``SUB_VALUES`` values, in column order; blocks carry the sketch signs if ``signed``."""
+    b = block_size
+    step = max(1, SUB_VALUES // (q.shape[0] * b))
+    signs = column_signs(col, col + q.shape[1]) if signed else None
+    s64 = s.astype(np.float64)
+    for k in range(0, s.shape[1], step):
+        cols = slice(k * b, (k + step) * b)
+        x = float_blocks(q[:, cols], b, None if signs is None else signs[cols])
+        yield col // b + k, x, s64[:, k : k + step]
+
+
+def gram(
+    source: ChunkSource,
+    visit: ChunkVisitor | None = None,
+    sketchers: Sequence[Sketcher] = (),
+) -> np.ndarray:
     """The exact float64 Gram matrix (n, n) in one streaming pass over ``source``.
 
     ``visit(first_column, q, scales)`` is called on each raw chunk in column order, so
-    coordinate-wise rules and sketches ride the same pass. BLAS runs single-threaded here
-    (``MARKET_GRAM_THREADS`` overrides): the per-block GEMMs are small, and on a shared
-    machine oversubscribed BLAS threads were measured 50× slower than one thread.
+    coordinate-wise rules ride the same pass; ``sketchers`` get the float32 blocks the GEMM
+    reads, multiplied by the sketch signs σ(j) (which leave UUᵀ unchanged). BLAS runs
+    single-threaded here (``MARKET_GRAM_THREADS`` overrides): the per-block GEMMs are small,
+    and on a shared machine oversubscribed BLAS threads were measured 50× slower than one.
     """
-    n = source.n
+    n, b = source.n, source.block_size
     g = np.zeros((n, n), dtype=np.float64)
     with _controller().limit(limits=gram_threads(), user_api="blas"):
         for col, q, s in source.chunks():
-            grams = block_grams(q, source.block_size)
-            s64 = s.astype(np.float64)
-            for b in range(grams.shape[0]):
-                g += grams[b].astype(np.float64) * np.outer(s64[:, b], s64[:, b])
+            for first, x, s64 in sub_blocks(col, q, s, b, signed=bool(sketchers)):
+                grams = np.matmul(x, x.transpose(0, 2, 1)).astype(np.float64)
+                grams *= s64.T[:, :, None] * s64.T[:, None, :]  # s_i·s_j: exact
+                for term in grams:  # block order
+                    g += term
+                for sketcher in sketchers:
+                    sketcher.add_blocks(first, x, s64)
             if visit is not None:
                 visit(col, q, s)
+    return g
+
+
+def gram_diagonal(source: ChunkSource) -> np.ndarray:
+    """diag(G) = ‖u_i‖², bit-identical to :func:`gram`'s diagonal (the same exact block
+    sums, products and block order) in an O(n·d) pass instead of O(n²·d)."""
+    g = np.zeros(source.n, dtype=np.float64)
+    for col, q, s in source.chunks():
+        for _, x, s64 in sub_blocks(col, q, s, source.block_size):
+            sq = np.einsum("mnb,mnb->mn", x, x).astype(np.float64)  # exact: < 2²⁴
+            sq *= s64.T * s64.T
+            for term in sq:
+                g += term
     return g
 
 

@@ -70,7 +70,7 @@ class GramRule(Rule):
             from market.aggregator.rules.sketch import Sketcher
 
             sketcher = Sketcher(batch.n, k, batch.d, batch.block_size)
-            g = gram(batch, visit=sketcher.visit)
+            g = gram(batch, sketchers=[sketcher])
             sketches = sketcher.result()
         else:
             g = gram(batch)
