@@ -27,7 +27,6 @@ from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from market.api.app import error_response
 from market.chain import ZERO32, LearningMarket
 from market.db import Database
 from market.errors import ChainError, MarketError, ReputationError
@@ -39,6 +38,7 @@ from market.reputation.rounds import (
     record_application,
     stored_application,
 )
+from market.serving import error_response
 from market.storage import Store
 
 

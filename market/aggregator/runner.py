@@ -26,7 +26,7 @@ from market.spec import ProjectSpec
 from market.storage.resolve import get_by_digest
 
 if TYPE_CHECKING:
-    from market.api.server import ServerThread
+    from market.serving import ServerThread
 
 
 class _CrashingStore:
@@ -72,7 +72,7 @@ class AggregatorRunner(Service):
         if self.config.api_listen is None:
             return None
         from market.aggregator.api import create_api  # FastAPI: only when asked
-        from market.api.server import ServerThread
+        from market.serving import ServerThread
 
         host, port = listen_address(self.config.api_listen)
         app = create_api(

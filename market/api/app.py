@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from market.chain import ContractRevert, chain_time
 from market.errors import ChainError, ConfigError, MarketError, ReputationError, StorageError
+from market.serving import error_response
 
 from . import actions, views
 from .reputation import ReputationView
@@ -33,10 +34,6 @@ from .verify import verify_round
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 MAX_DOWNLOAD = 256 * 1024 * 1024
 CID_RE = re.compile(r"^[A-Za-z0-9]{10,100}$")
-
-
-def error_response(status: int, exc: BaseException) -> JSONResponse:
-    return JSONResponse({"error": str(exc), "kind": type(exc).__name__}, status_code=status)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

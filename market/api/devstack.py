@@ -21,9 +21,9 @@ from market.chain import (
     increase_time,
 )
 from market.errors import ConfigError
+from market.serving import ServerThread
 
 from .app import create_app
-from .server import ServerThread
 from .settings import Settings
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from market.api.serve import is_loopback
-from market.api.server import free_port
+from market.serving import free_port
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,6 @@ from typer.testing import CliRunner
 
 from market.aggregator.api import create_api
 from market.aggregator.service import Aggregator
-from market.api.server import ServerThread, free_port
 from market.chain import RoundState
 from market.cli import app as cli
 from market.db import Database
@@ -31,6 +30,7 @@ from market.errors import ConfigError, ReputationError
 from market.reputation import AdmissionPolicy, sign_application
 from market.reputation.commands import open_round
 from market.reputation.remote import AggregatorApi, ApiRefused, ApiUnavailable, fetch_admission
+from market.serving import ServerThread, free_port
 from market.storage import EmbeddedStore
 from market.trainer.service import TrainerService
 
