@@ -3,11 +3,13 @@ import pytest
 
 from market.aggregator.rules import (
     RULES,
+    CallableSource,
     QuantizedBatch,
     dequantize,
     get_rule,
     weighted_sum,
 )
+from market.aggregator.rules.base import weighted_sums
 from market.errors import AggregationError
 from tests.aggregator.helpers import random_batch
 
@@ -38,15 +40,37 @@ def test_batch_validation() -> None:
         QuantizedBatch(np.zeros((2, 4), np.int16), np.ones((2, 1), np.float32))
 
 
-def test_weighted_sum_is_the_index_order_loop() -> None:
-    batch = random_batch(5, 3000, seed=2)
-    c = np.array([0.1, -0.2, 0.3, 0.0, 0.8])
-    u = dequantize(batch.q, batch.scales)
+def index_order_loop(batch: QuantizedBatch, c: np.ndarray) -> np.ndarray:
+    """The definition: start at +0, add c_i·u_i for every nonzero c_i in index order."""
+    u = dequantize(batch.q, batch.scales, batch.block_size)
     expected = np.zeros(batch.d)
-    for i in range(5):
+    for i in range(batch.n):
         if c[i] != 0:
             expected += c[i] * u[i]
-    assert np.array_equal(weighted_sum(batch, c), expected)
+    return expected
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "block"), [(5, 3000, 1024), (40, 70000, 1024), (9, 5000, 256), (3, 1, 1024)]
+)
+def test_weighted_sum_is_the_index_order_loop(n: int, d: int, block: int) -> None:
+    batch = random_batch(n, d, seed=n * d, block_size=block)
+    rng = np.random.default_rng(d)
+    for c in (rng.normal(size=n), np.where(rng.random(n) < 0.5, 0.0, rng.random(n))):
+        assert weighted_sum(batch, c).tobytes() == index_order_loop(batch, c).tobytes()
+    rows = rng.normal(size=(3, n)) * (rng.random((3, n)) < 0.7)
+    streamed = CallableSource(n, d, batch.read, block)
+    together = weighted_sums(streamed, rows)
+    for r in range(3):
+        assert together[r].tobytes() == index_order_loop(batch, rows[r]).tobytes()
+
+
+def test_weighted_sum_of_zeros_is_positive_zero() -> None:
+    batch = QuantizedBatch(np.zeros((3, 2000), np.int8), np.ones((3, 2), np.float32))
+    out = weighted_sum(batch, np.array([-1.0, 0.0, -2.0]))
+    assert out.tobytes() == index_order_loop(batch, np.array([-1.0, 0.0, -2.0])).tobytes()
+    assert not np.signbit(out).any()
+    assert not weighted_sum(batch, np.zeros(3)).any()
 
 
 def test_get_rule_errors_name_the_problem() -> None:
