@@ -3,6 +3,7 @@ import pytest
 
 from market.aggregator.gram import cosines_from_gram, distances_from_gram, gram
 from market.aggregator.rules import CallableSource, QuantizedBatch
+from market.aggregator.rules.gram import gram_diagonal
 from market.errors import AggregationError
 from tests.aggregator.helpers import exact_gram_reference, random_batch
 
@@ -11,6 +12,18 @@ from tests.aggregator.helpers import exact_gram_reference, random_batch
 def test_gram_bit_equal_to_exact_integer_reference(n: int, d: int, block: int) -> None:
     batch = random_batch(n, d, seed=n + d, block_size=block)
     assert np.array_equal(gram(batch), exact_gram_reference(batch))
+
+
+@pytest.mark.parametrize(("n", "d", "block"), [(1, 5, 1024), (6, 9000, 1024), (7, 2500, 256)])
+def test_gram_diagonal_is_bit_identical_to_the_gram_diagonal(n: int, d: int, block: int) -> None:
+    batch = random_batch(n, d, seed=n * d, block_size=block)
+    assert gram_diagonal(batch).tobytes() == np.diag(gram(batch)).tobytes()
+    streamed = CallableSource(n, d, batch.read, block)
+    assert gram_diagonal(streamed).tobytes() == np.diag(gram(batch)).tobytes()
+    q = np.full((2, 2048), -127, dtype=np.int8)  # the largest exact block sum
+    assert np.array_equal(
+        gram_diagonal(QuantizedBatch(q, np.ones((2, 2), np.float32))), [2048 * 127**2] * 2
+    )
 
 
 def test_gram_extreme_values_stay_exact() -> None:

@@ -57,6 +57,10 @@ class CenteredClipping(GramRule):
         if self.params["init"] not in ("zero", "mean"):
             raise self._param_error("init", "must be 'zero' or 'mean'")
 
+    def diagonal_only(self) -> bool:
+        # From v_0 = 0 the first step's distances are the norms ‖u_i‖.
+        return self.params["init"] == "zero" and self.params["iterations"] <= 1
+
     def solve(self, inputs: RoundInputs) -> Solution:
         a, dist, t = centered_clipping(
             inputs.gram, self.params["tau"], self.params["iterations"], self.params["init"]

@@ -20,7 +20,8 @@ from market.aggregator.rules.base import (
     check_inputs,
     weighted_sum,
 )
-from market.aggregator.rules.gram import gram
+from market.aggregator.rules.gram import gram, gram_diagonal
+from market.aggregator.rules.sketch import Sketcher
 from market.errors import AggregationError
 
 
@@ -36,7 +37,10 @@ class Solution:
 
 @dataclass
 class RoundInputs:
-    """Everything a coefficient-space rule may use; ``sketches`` only when requested."""
+    """Everything a coefficient-space rule may use; ``sketches`` only when requested.
+
+    ``gram`` is the exact Gram matrix, or for a rule whose :meth:`GramRule.diagonal_only`
+    is true possibly just its diagonal (zeros elsewhere), which is all such a rule reads."""
 
     gram: np.ndarray
     counts: np.ndarray
@@ -51,6 +55,11 @@ class GramRule(Rule):
     # Dimension of the per-update CountSketch a rule needs from the pass (0: none).
     def sketch_dim(self) -> int:
         return 0
+
+    def diagonal_only(self) -> bool:
+        """True when :meth:`solve` reads only the norms diag(G): alone, the rule then runs an
+        O(n·d) norms pass instead of the O(n²·d) Gram pass (same diagonal, same bytes)."""
+        return False
 
     @abstractmethod
     def solve(self, inputs: RoundInputs) -> Solution:
@@ -67,11 +76,12 @@ class GramRule(Rule):
         k = self.sketch_dim()
         sketches = None
         if k:
-            from market.aggregator.rules.sketch import Sketcher
-
             sketcher = Sketcher(batch.n, k, batch.d, batch.block_size)
             g = gram(batch, sketchers=[sketcher])
             sketches = sketcher.result()
+        elif self.diagonal_only():
+            sol = self.solve(RoundInputs(np.diag(gram_diagonal(batch)), counts, ids, state))
+            return finish(batch, sol)
         else:
             g = gram(batch)
         sol = self.solve(RoundInputs(g, counts, ids, state, sketches))
