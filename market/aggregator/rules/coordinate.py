@@ -70,10 +70,6 @@ class SortedColumns:
         """The k-th smallest value of every coordinate."""
         return (self.keys[:, k] & ~INDEX_MASK).view(np.float64)
 
-    def holders(self, start: int, stop: int) -> np.ndarray:
-        """Which update holds sorted positions [start, stop) of every coordinate."""
-        return self.keys[:, start:stop] & INDEX_MASK
-
     def window(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Sorted positions [start, stop) of every coordinate, position-major: the values
         (stop − start, cols) and which update holds each."""
@@ -157,31 +153,35 @@ def _tied_shares(ut: np.ndarray, lo: np.ndarray, hi: np.ndarray, f: int) -> np.n
 
 
 def median_chunk(cols: SortedColumns) -> tuple[np.ndarray, np.ndarray]:
-    """Median of each sorted coordinate and each update's share of selections."""
-    n = cols.keys.shape[1]
-    lo_k, hi_k = (n - 1) // 2, n // 2
-    if lo_k == hi_k:
-        return cols.value(lo_k).copy(), _selection_shares(cols, lo_k, 1.0)
-    share = _selection_shares(cols, lo_k, 0.5) + _selection_shares(cols, hi_k, 0.5)
-    return (cols.value(lo_k) + cols.value(hi_k)) / 2.0, share
+    """Median of each sorted coordinate and each update's share of selections.
 
-
-def _selection_shares(cols: SortedColumns, k: int, mass: float) -> np.ndarray:
-    """Σ over coordinates of mass/count for each update equal to the k-th smallest value:
-    where the value is unique (its sorted neighbours differ) the key names its holder;
-    repeated values split the mass among their holders."""
+    The share of a selected value: where it is unique (its sorted neighbours differ) the
+    key names its one holder; a repeated value splits the mass among its holders."""
     c, n = cols.keys.shape
-    value = cols.value(k)
-    tie = np.zeros(c, dtype=bool)
-    if k > 0:
-        tie |= cols.value(k - 1) == value
-    if k < n - 1:
-        tie |= cols.value(k + 1) == value
-    share = np.bincount(cols.holders(k, k + 1)[~tie, 0], minlength=n) * mass
-    if tie.any():
-        held = cols.rows(tie) == value[tie, None]
-        share = share + (mass / held.sum(axis=1)) @ held
-    return share
+    lo_k, hi_k = (n - 1) // 2, n // 2
+    first = max(lo_k - 1, 0)
+    vals, holders = cols.window(first, min(hi_k + 2, n))
+    picks = [(lo_k, 1.0)] if lo_k == hi_k else [(lo_k, 0.5), (hi_k, 0.5)]
+    ties = []
+    for k, _ in picks:
+        tie = np.zeros(c, dtype=bool)
+        if k > 0:
+            tie |= vals[k - 1 - first] == vals[k - first]
+        if k < n - 1:
+            tie |= vals[k + 1 - first] == vals[k - first]
+        ties.append(tie)
+    any_tie = np.logical_or.reduce(ties)
+    rows = cols.rows(any_tie)  # update-order values of the coordinates with a repeat
+    shares = []
+    for (k, mass), tie in zip(picks, ties, strict=True):
+        share = np.bincount(holders[k - first, ~tie], minlength=n) * mass
+        if tie.any():
+            held = rows[tie[any_tie]] == vals[k - first, tie, None]
+            share = share + (mass / held.sum(axis=1)) @ held
+        shares.append(share)
+    if lo_k == hi_k:
+        return vals[lo_k - first].copy(), shares[0]
+    return (vals[lo_k - first] + vals[hi_k - first]) / 2.0, shares[0] + shares[1]
 
 
 class CoordinateRule(Rule):
