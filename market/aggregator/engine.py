@@ -21,7 +21,7 @@ from market.aggregator.rules.base import (
     weighted_sums,
 )
 from market.aggregator.rules.coordinate import CoordinateAccumulator, CoordinateRule
-from market.aggregator.rules.gram import gram
+from market.aggregator.rules.gram import gram, gram_diagonal
 from market.aggregator.rules.gram_rule import GramRule, RoundInputs
 from market.aggregator.rules.sketch import Sketcher
 from market.errors import AggregationError
@@ -42,7 +42,7 @@ def run_rules(
     counts = check_inputs(source, sample_counts, ids)
     states = states or {}
     sketchers = {
-        k: Sketcher(source.n, k, source.d, source.block_size)
+        k: Sketcher(source.n, k, source.block_size)
         for k in sorted({r.sketch_dim() for r in rules if isinstance(r, GramRule)} - {0})
     }
     coordinate_rules = [r for r in rules if isinstance(r, CoordinateRule)]
@@ -51,7 +51,14 @@ def run_rules(
         if coordinate_rules
         else None
     )
-    g = gram(source, visit=coords.visit if coords else None, sketchers=list(sketchers.values()))
+    visit = coords.visit if coords else None
+    gram_rules = [r for r in rules if isinstance(r, GramRule)]
+    # The full Gram pass only when some rule reads more than the norms (or needs sketches).
+    full = bool(sketchers) or any(not r.diagonal_only() for r in gram_rules)
+    if full:
+        g = gram(source, visit=visit, sketchers=list(sketchers.values()))
+    else:
+        g = np.diag(gram_diagonal(source, visit=visit))
     results: dict[str, AggregationResult] = {}
     linear: list[tuple[str, Any]] = []
     for rule in rules:
@@ -76,6 +83,6 @@ def run_rules(
                 flags=sol.flags,
                 evidence=sol.evidence,
                 state=sol.state,
-                gram=g,
+                gram=g if full else None,
             )
     return {name: results[name] for name in names}

@@ -34,7 +34,13 @@ def test_first_step_from_zero_needs_only_the_norms(tau: float | None, iterations
     assert alone.gram is None  # the norms pass computed no Gram matrix
     full = finish(batch, rule.solve(RoundInputs(gram(batch), np.ones(12, np.int64))))
     together = run_rules(batch, [rule, get_rule("krum")])["centered_clipping"]
-    for other in (full, together):
+    norms_only = run_rules(batch, [rule, get_rule("median")])
+    assert norms_only["centered_clipping"].gram is None
+    assert (
+        norms_only["median"].aggregate.tobytes()
+        == get_rule("median").aggregate(batch).aggregate.tobytes()
+    )
+    for other in (full, together, norms_only["centered_clipping"]):
         assert other.aggregate.tobytes() == alone.aggregate.tobytes()
         assert other.coefficients.tobytes() == alone.coefficients.tobytes()
         assert other.evidence == alone.evidence and other.flags == alone.flags

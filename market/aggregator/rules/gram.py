@@ -103,9 +103,10 @@ def gram(
     return g
 
 
-def gram_diagonal(source: ChunkSource) -> np.ndarray:
+def gram_diagonal(source: ChunkSource, visit: ChunkVisitor | None = None) -> np.ndarray:
     """diag(G) = ‖u_i‖², bit-identical to :func:`gram`'s diagonal (the same exact block
-    sums, products and block order) in an O(n·d) pass instead of O(n²·d)."""
+    sums, products and block order) in an O(n·d) pass instead of O(n²·d); ``visit`` as in
+    :func:`gram`."""
     g = np.zeros(source.n, dtype=np.float64)
     for col, q, s in source.chunks():
         for _, x, s64 in sub_blocks(col, q, s, source.block_size):
@@ -113,6 +114,8 @@ def gram_diagonal(source: ChunkSource) -> np.ndarray:
             sq *= s64.T * s64.T
             for term in sq:
                 g += term
+        if visit is not None:
+            visit(col, q, s)
     return g
 
 

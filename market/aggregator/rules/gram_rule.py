@@ -76,7 +76,7 @@ class GramRule(Rule):
         k = self.sketch_dim()
         sketches = None
         if k:
-            sketcher = Sketcher(batch.n, k, batch.d, batch.block_size)
+            sketcher = Sketcher(batch.n, k, batch.block_size)
             g = gram(batch, sketchers=[sketcher])
             sketches = sketcher.result()
         elif self.diagonal_only():

@@ -42,7 +42,7 @@ class Sketcher:
     blocks it multiplies anyway: σ² = 1 leaves the Gram matrix unchanged.
     """
 
-    def __init__(self, n: int, k: int, d: int, block_size: int = 1024) -> None:
+    def __init__(self, n: int, k: int, block_size: int = 1024) -> None:
         if k < 1 or k & (k - 1):
             raise AggregationError(f"sketch dimension must be a power of two, got {k}")
         # A block then covers whole buckets (k ≤ B) or one run of B buckets (k ≥ B).
@@ -51,7 +51,7 @@ class Sketcher:
             raise AggregationError(
                 f"sketch dimension {k} and block size {block_size} must divide one another"
             )
-        self.n, self.k, self.d, self.block_size = n, k, d, block_size
+        self.n, self.k, self.block_size = n, k, block_size
         # Bucket runs as (k / width, n, width): each block adds into one contiguous slab
         # (row slices of an (n, k) array, 2^m apart, were measured 2× slower).
         self._acc = np.zeros((k // self.width, n, self.width))
@@ -60,13 +60,10 @@ class Sketcher:
     def add_blocks(self, first_block: int, x: np.ndarray, scales: np.ndarray) -> None:
         """Add blocks ``first_block``… given as σ(j)·q in float32 (blocks, n, B), zero-padded,
         with their float64 scales (n, blocks)."""
-        m, _, b = x.shape
+        m, n, b = x.shape
         w = self.width
-        # Integer bucket sums per block (exact): fold halves while they share buckets.
-        z = x
-        while z.shape[2] > w:
-            half = z.shape[2] // 2
-            z = z[:, :, :half] + z[:, :, half:]
+        # Integer bucket sums per block: exact in float32 whatever the summation order.
+        z = x.reshape(m, n, b // w, w).sum(axis=2) if w < b else x
         if self._buf.shape != z.shape:
             self._buf = np.empty(z.shape)
         buf = self._buf
