@@ -81,12 +81,18 @@ def sorted_reference(batch: QuantizedBatch, f: int) -> tuple[np.ndarray, ...]:
     return med, med_mass / batch.d, tm, tm_mass / batch.d
 
 
-@pytest.mark.parametrize(("n", "levels"), [(10, 127), (33, 3), (100, 1)])
-def test_sorted_keys_give_the_sort_reference_bytes(n: int, levels: int) -> None:
-    """Few int8 levels and shared scales make ties at every cut."""
+@pytest.mark.parametrize(
+    ("n", "levels", "d"), [(10, 127, 5000), (33, 3, 5000), (100, 1, 5000), (100, 127, 4097)]
+)
+def test_sorted_keys_give_the_sort_reference_bytes(n: int, levels: int, d: int) -> None:
+    """Few int8 levels and shared scales make ties at every cut; d = 4097 ends on a
+    one-column sub-chunk."""
     rng = np.random.default_rng(n)
-    q = rng.integers(-levels, levels + 1, size=(n, 5000), dtype=np.int8)
-    s = rng.choice(np.array([0.5, 0.25, 3e-3], np.float32), size=(n, 5))
+    q = rng.integers(-levels, levels + 1, size=(n, d), dtype=np.int8)
+    blocks = -(-d // 1024)
+    s = rng.choice(np.array([0.5, 0.25, 3e-3], np.float32), size=(n, blocks))
+    if levels == 127:  # scales over 12 decades: sums round, so their order shows
+        s = (10.0 ** rng.uniform(-6, 6, (n, blocks))).astype(np.float32)
     batch = QuantizedBatch(q, s)
     f = n // 4
     med, med_mass, tm, tm_mass = sorted_reference(batch, f)

@@ -9,7 +9,7 @@ from market.aggregator.rules import (
     get_rule,
     weighted_sum,
 )
-from market.aggregator.rules.base import weighted_sums
+from market.aggregator.rules.base import sequential_sum, weighted_sums
 from market.errors import AggregationError
 from tests.aggregator.helpers import random_batch
 
@@ -51,7 +51,8 @@ def index_order_loop(batch: QuantizedBatch, c: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("n", "d", "block"), [(5, 3000, 1024), (40, 70000, 1024), (9, 5000, 256), (3, 1, 1024)]
+    ("n", "d", "block"),
+    [(5, 3000, 1024), (40, 70000, 1024), (9, 5000, 256), (20, 1, 1024), (100, 5121, 1024)],
 )
 def test_weighted_sum_is_the_index_order_loop(n: int, d: int, block: int) -> None:
     batch = random_batch(n, d, seed=n * d, block_size=block)
@@ -63,6 +64,16 @@ def test_weighted_sum_is_the_index_order_loop(n: int, d: int, block: int) -> Non
     together = weighted_sums(streamed, rows)
     for r in range(3):
         assert together[r].tobytes() == index_order_loop(batch, rows[r]).tobytes()
+
+
+@pytest.mark.parametrize("width", [1, 2, 7])
+def test_sequential_sum_adds_rows_in_index_order(width: int) -> None:
+    rng = np.random.default_rng(width)
+    rows = rng.normal(size=(100, width)) * 10.0 ** rng.integers(-8, 8, size=(100, 1))
+    acc = rows[0].copy()
+    for row in rows[1:]:
+        acc += row
+    assert sequential_sum(rows).tobytes() == acc.tobytes()
 
 
 def test_weighted_sum_of_zeros_is_positive_zero() -> None:

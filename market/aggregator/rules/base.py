@@ -178,14 +178,26 @@ def weighted_sum(source: ChunkSource, coefficients: np.ndarray) -> np.ndarray:
     return weighted_sums(source, np.asarray(coefficients, dtype=np.float64)[None, :])[0]
 
 
+def sequential_sum(rows: np.ndarray) -> np.ndarray:
+    """Σ of the rows of a C-contiguous float64 (m, w) array, added one after another in
+    index order. ``np.add.reduce`` over the leading axis does exactly that when w ≥ 2
+    (NumPy sums pairwise only along the contiguous axis, documented under ``np.sum``); with
+    one column that axis is the contiguous one, so the rows are added in a loop."""
+    if rows.shape[1] >= 2:
+        return np.add.reduce(rows, axis=0)
+    acc = rows[0].copy()
+    for row in rows[1:]:
+        acc += row
+    return acc
+
+
 def weighted_sums(source: ChunkSource, coefficients: np.ndarray) -> np.ndarray:
     """Several aggregates (r, d) from coefficient rows (r, n) in one pass over the source;
     each row is computed exactly as :func:`weighted_sum` computes it alone.
 
     Per column, ((0 + c_0·u_0) + c_1·u_1) + … in index order, each product and add rounded
     once (u = s·q is exact). Columns are taken in tiles of about ``SUM_VALUES`` values so
-    the dequantised tile stays in cache; ``np.add.reduce`` over the leading axis adds the
-    rows one by one in index order (NumPy sums pairwise only along the contiguous axis).
+    the dequantised tile stays in cache, and :func:`sequential_sum` adds a tile's rows.
     Rows with a zero coefficient add ±0, which changes nothing: the running sum starts at
     +0 and never becomes −0 (a leading −0 is turned into +0 by the final ``+ 0.0``).
     """
@@ -208,7 +220,7 @@ def weighted_sums(source: ChunkSource, coefficients: np.ndarray) -> np.ndarray:
             cols = slice(col + k * b, col + k * b + u.shape[1])
             for r in range(c.shape[0]):
                 np.multiply(u, cu[r], out=terms)
-                np.add(np.add.reduce(terms, axis=0), 0.0, out=out[r, cols])
+                np.add(sequential_sum(terms), 0.0, out=out[r, cols])
     return out
 
 

@@ -28,6 +28,7 @@ from market.aggregator.rules.base import (
     ChunkSource,
     Rule,
     check_inputs,
+    sequential_sum,
 )
 from market.aggregator.rules.gram_rule import resolve_f
 from market.errors import AggregationError
@@ -117,10 +118,10 @@ def trimmed_chunk(cols: SortedColumns, f: int) -> tuple[np.ndarray, np.ndarray]:
     """Trimmed mean of each sorted coordinate and each update's kept mass."""
     c, n = cols.keys.shape
     keep = n - 2 * f
-    # Canonical sum: kept values in sorted order, one at a time (``np.add.reduce`` over the
-    # leading axis adds row after row), so the bytes do not depend on the sort algorithm.
+    # Canonical sum: kept values in sorted order, one at a time, so the bytes do not depend
+    # on the sort algorithm.
     kept, holders = cols.window(f, n - f)
-    acc = np.add.reduce(kept, axis=0)
+    acc = sequential_sum(kept)
     if f == 0:
         return acc / n, np.full(n, c / n)
     lo, hi = cols.value(f), cols.value(n - f - 1)
