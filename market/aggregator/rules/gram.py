@@ -30,26 +30,22 @@ ChunkVisitor = Callable[[int, np.ndarray, np.ndarray], None]
 
 def float_blocks(q: np.ndarray, block_size: int, signs: np.ndarray | None = None) -> np.ndarray:
     """A chunk's values as float32 blocks (blocks, n, B), zero-padded, times the column
-    signs when given (float32 ±1 per column); exact either way."""
+    signs when given (int8 ±1 per column; |σ·q| ≤ 127 stays int8); exact either way."""
     if block_size > MAX_EXACT_BLOCK:
         raise AggregationError(
             f"block_size {block_size} exceeds {MAX_EXACT_BLOCK}: float32 Gram not exact"
         )
+    if signs is not None:
+        q = q * signs
     n, cols = q.shape
     blocks = -(-cols // block_size)
     full = cols // block_size
     x = np.empty((blocks, n, block_size), dtype=np.float32)
-    head = q[:, : full * block_size].reshape(n, full, block_size).transpose(1, 0, 2)
-    if signs is None:
-        x[:full] = head
-    else:
-        np.multiply(head, signs[: full * block_size].reshape(full, 1, block_size), out=x[:full])
+    x[:full] = q[:, : full * block_size].reshape(n, full, block_size).transpose(1, 0, 2)
     if full < blocks:
         rest = cols - full * block_size
         x[full, :, rest:] = 0.0
         x[full, :, :rest] = q[:, full * block_size :]
-        if signs is not None:
-            x[full, :, :rest] *= signs[full * block_size :]
     return x
 
 

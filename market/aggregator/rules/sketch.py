@@ -26,11 +26,11 @@ _ADD = np.uint64(0x165667B19E3779F9)
 
 
 def column_signs(start: int, stop: int) -> np.ndarray:
-    """σ(j) = ±1 (float32) for columns [start, stop), from a fixed multiply-shift hash of j."""
+    """σ(j) = ±1 (int8) for columns [start, stop), from a fixed multiply-shift hash of j."""
     j = np.arange(start, stop, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        bit = ((j * _MUL_SIGN + _ADD) >> np.uint64(63)).astype(np.float32)
-    return 1.0 - 2.0 * bit
+        bit = ((j * _MUL_SIGN + _ADD) >> np.uint64(63)).astype(np.int8)
+    return 1 - 2 * bit
 
 
 class Sketcher:
