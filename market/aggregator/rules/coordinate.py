@@ -7,9 +7,10 @@ trimmed mean drops the f smallest and f largest values per coordinate and averag
 n − 2f left. Both are unweighted (sample counts are self-reported).
 
 Determinism: each coordinate's n values are sorted (a canonical order: ties are equal
-values) and the kept ones summed in that order by an explicit loop, so the bytes do not
+values) and the kept ones summed in that order one add at a time, so the bytes do not
 depend on the sort algorithm. Layout: sub-chunks are transposed to (cols, n) so each sort
-runs over contiguous memory that stays in cache.
+runs over contiguous memory that stays in cache; the sort keys carry each value's update
+index (:class:`SortedColumns`), so one sort also says who holds every kept value.
 
 Coefficients are *effective* weights (``linear=False``): the share of coordinates on which
 each update's value was kept, divided by the number kept — Σ c_i = 1, and c_i = 0 means the
