@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from market.aggregator.rules.parallel import OrderedWork
 from market.errors import AggregationError
 
 BLOCK_SIZE = 1024
@@ -211,16 +212,23 @@ def weighted_sums(source: ChunkSource, coefficients: np.ndarray) -> np.ndarray:
     cu = c[:, used, None]
     b = source.block_size
     step = max(1, SUM_VALUES // (len(used) * b))
+
+    def tile(start: int, q: np.ndarray, s: np.ndarray) -> None:
+        u = dequantize(q, s, b)
+        terms = np.empty_like(u)
+        cols = slice(start, start + u.shape[1])
+        for r in range(c.shape[0]):
+            np.multiply(u, cu[r], out=terms)
+            np.add(sequential_sum(terms), 0.0, out=out[r, cols])
+
+    # Tiles write disjoint columns, so worker threads cannot change a byte.
+    work = OrderedWork(lambda _: None)
     for col, q, s in source.chunks():
         if len(used) < source.n:
             q, s = q[used], s[used]
         for k in range(0, s.shape[1], step):
-            u = dequantize(q[:, k * b : (k + step) * b], s[:, k : k + step], b)
-            terms = np.empty_like(u)
-            cols = slice(col + k * b, col + k * b + u.shape[1])
-            for r in range(c.shape[0]):
-                np.multiply(u, cu[r], out=terms)
-                np.add(sequential_sum(terms), 0.0, out=out[r, cols])
+            work.submit(tile, col + k * b, q[:, k * b : (k + step) * b], s[:, k : k + step])
+    work.drain()
     return out
 
 

@@ -20,6 +20,7 @@ the average share (off by default for the median, which keeps one value per coor
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from market.aggregator.rules.base import (
     sequential_sum,
 )
 from market.aggregator.rules.gram_rule import resolve_f
+from market.aggregator.rules.parallel import OrderedWork
 from market.errors import AggregationError
 
 # Columns per sub-chunk: a (cols, n) float64 slab that stays in cache while it is sorted.
@@ -229,25 +231,41 @@ class CoordinateAccumulator:
         self.out = {r.name: np.zeros(d) for r in rules}
         self.mass = {r.name: np.zeros(n) for r in rules}
         self.sub_blocks = max(1, SUB_VALUES // (n * block_size))
-        self._keys = np.empty((self.sub_blocks * block_size, n), dtype=np.int64)
-        self._index = np.tile(np.arange(n, dtype=np.int64), (len(self._keys), 1))
+        self._index = np.tile(np.arange(n, dtype=np.int64), (self.sub_blocks * block_size, 1))
+        self._buffers = threading.local()  # one key buffer per worker thread
+        self._work = OrderedWork(self._add_masses)
 
     def visit(self, col: int, q: np.ndarray, s: np.ndarray) -> None:
         if not np.all(np.isfinite(s)):
             raise AggregationError("coordinate rules need finite scales")
         b, step = self.block_size, self.sub_blocks
         for k in range(0, s.shape[1], step):
-            sub = q[:, k * b : (k + step) * b]
-            keys = self._keys[: sub.shape[1]]
-            dequantize_t(sub, s[:, k : k + step], b, out=keys.view(np.float64))
-            cols = SortedColumns(keys, self._index[: len(keys)])
-            start = col + k * b
-            for rule in self.rules:
-                agg, mass = rule._chunk(cols)
-                self.out[rule.name][start : start + len(agg)] = agg
-                self.mass[rule.name] += mass
+            self._work.submit(
+                self._sub_chunk, col + k * b, q[:, k * b : (k + step) * b], s[:, k : k + step]
+            )
+
+    def _sub_chunk(self, start: int, q: np.ndarray, s: np.ndarray) -> list[np.ndarray]:
+        """Every rule on one sub-chunk: aggregates go straight to their own columns, the
+        per-update masses come back to be added in column order (:meth:`_add_masses`)."""
+        keys = getattr(self._buffers, "keys", None)
+        if keys is None:
+            keys = self._buffers.keys = np.empty(self._index.shape, dtype=np.int64)
+        keys = keys[: q.shape[1]]
+        dequantize_t(q, s, self.block_size, out=keys.view(np.float64))
+        cols = SortedColumns(keys, self._index[: len(keys)])
+        masses = []
+        for rule in self.rules:
+            agg, mass = rule._chunk(cols)
+            self.out[rule.name][start : start + len(agg)] = agg
+            masses.append(mass)
+        return masses
+
+    def _add_masses(self, masses: list[np.ndarray]) -> None:
+        for rule, mass in zip(self.rules, masses, strict=True):
+            self.mass[rule.name] += mass
 
     def result(self, name: str) -> AggregationResult:
+        self._work.drain()
         rule = next(r for r in self.rules if r.name == name)
         c = self.mass[name] / self.d
         avg = 1.0 / self.n

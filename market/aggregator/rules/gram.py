@@ -16,6 +16,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from market.aggregator.rules.base import ChunkSource
+from market.aggregator.rules.parallel import OrderedWork
 from market.aggregator.rules.sketch import Sketcher, column_signs
 from market.errors import AggregationError
 
@@ -55,19 +56,22 @@ def block_grams(q: np.ndarray, block_size: int) -> np.ndarray:
     return np.matmul(x, x.transpose(0, 2, 1))
 
 
-def sub_blocks(
+# (first block, int8 columns (n, c), their sketch signs or None, float64 scales (n, m))
+Piece = tuple[int, np.ndarray, np.ndarray | None, np.ndarray]
+
+
+def sub_chunks(
     col: int, q: np.ndarray, s: np.ndarray, block_size: int, signed: bool = False
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """A chunk as (first block, float32 blocks (m, n, B), float64 scales (n, m)) pieces of
-    about ``SUB_VALUES`` values, in column order; blocks carry the sketch signs if ``signed``."""
+) -> Iterator[Piece]:
+    """A chunk cut into pieces of about ``SUB_VALUES`` values, in column order, with the
+    sketch signs of their columns if ``signed`` (see :func:`float_blocks`)."""
     b = block_size
     step = max(1, SUB_VALUES // (q.shape[0] * b))
     signs = column_signs(col, col + q.shape[1]) if signed else None
     s64 = s.astype(np.float64)
     for k in range(0, s.shape[1], step):
         cols = slice(k * b, (k + step) * b)
-        x = float_blocks(q[:, cols], b, None if signs is None else signs[cols])
-        yield col // b + k, x, s64[:, k : k + step]
+        yield col // b + k, q[:, cols], None if signs is None else signs[cols], s64[:, k : k + step]
 
 
 def gram(
@@ -85,18 +89,33 @@ def gram(
     """
     n, b = source.n, source.block_size
     g = np.zeros((n, n), dtype=np.float64)
+
+    def merge(done: tuple[int, np.ndarray, np.ndarray, np.ndarray]) -> None:
+        first, x, s64, grams = done
+        for term in grams:  # block order
+            np.add(g, term, out=g)
+        for sketcher in sketchers:
+            sketcher.add_blocks(first, x, s64)
+
+    work = OrderedWork(merge)
     with _controller().limit(limits=gram_threads(), user_api="blas"):
         for col, q, s in source.chunks():
-            for first, x, s64 in sub_blocks(col, q, s, b, signed=bool(sketchers)):
-                grams = np.matmul(x, x.transpose(0, 2, 1)).astype(np.float64)
-                grams *= s64.T[:, :, None] * s64.T[:, None, :]  # s_i·s_j: exact
-                for term in grams:  # block order
-                    g += term
-                for sketcher in sketchers:
-                    sketcher.add_blocks(first, x, s64)
+            for piece in sub_chunks(col, q, s, b, signed=bool(sketchers)):
+                work.submit(_scaled_grams, piece, b)
             if visit is not None:
                 visit(col, q, s)
+        work.drain()
     return g
+
+
+def _scaled_grams(piece: Piece, block_size: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """A piece's float32 blocks and block Grams, each scaled by s_i·s_j (exact), for
+    in-order merging."""
+    first, q, signs, s64 = piece
+    x = float_blocks(q, block_size, signs)
+    grams = np.matmul(x, x.transpose(0, 2, 1)).astype(np.float64)
+    grams *= s64.T[:, :, None] * s64.T[:, None, :]
+    return first, x, s64, grams
 
 
 def gram_diagonal(source: ChunkSource, visit: ChunkVisitor | None = None) -> np.ndarray:
@@ -105,7 +124,8 @@ def gram_diagonal(source: ChunkSource, visit: ChunkVisitor | None = None) -> np.
     :func:`gram`."""
     g = np.zeros(source.n, dtype=np.float64)
     for col, q, s in source.chunks():
-        for _, x, s64 in sub_blocks(col, q, s, source.block_size):
+        for _, qs, _, s64 in sub_chunks(col, q, s, source.block_size):
+            x = float_blocks(qs, source.block_size)
             sq = np.einsum("mnb,mnb->mn", x, x).astype(np.float64)  # exact: < 2²⁴
             sq *= s64.T * s64.T
             for term in sq:
