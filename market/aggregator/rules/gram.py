@@ -90,32 +90,34 @@ def gram(
     n, b = source.n, source.block_size
     g = np.zeros((n, n), dtype=np.float64)
 
-    def merge(done: tuple[int, np.ndarray, np.ndarray, np.ndarray]) -> None:
-        first, x, s64, grams = done
+    def merge(done: tuple[int, np.ndarray, list[np.ndarray]]) -> None:
+        first, grams, sketch_terms = done
         for term in grams:  # block order
             np.add(g, term, out=g)
-        for sketcher in sketchers:
-            sketcher.add_blocks(first, x, s64)
+        for sketcher, terms in zip(sketchers, sketch_terms, strict=True):
+            sketcher.add_terms(first, terms)
 
     work = OrderedWork(merge)
     with _controller().limit(limits=gram_threads(), user_api="blas"):
         for col, q, s in source.chunks():
             for piece in sub_chunks(col, q, s, b, signed=bool(sketchers)):
-                work.submit(_scaled_grams, piece, b)
+                work.submit(_scaled_grams, piece, b, sketchers)
             if visit is not None:
                 visit(col, q, s)
         work.drain()
     return g
 
 
-def _scaled_grams(piece: Piece, block_size: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-    """A piece's float32 blocks and block Grams, each scaled by s_i·s_j (exact), for
+def _scaled_grams(
+    piece: Piece, block_size: int, sketchers: Sequence[Sketcher]
+) -> tuple[int, np.ndarray, list[np.ndarray]]:
+    """A piece's block Grams, each scaled by s_i·s_j (exact), and its sketch terms, for
     in-order merging."""
     first, q, signs, s64 = piece
     x = float_blocks(q, block_size, signs)
     grams = np.matmul(x, x.transpose(0, 2, 1)).astype(np.float64)
     grams *= s64.T[:, :, None] * s64.T[:, None, :]
-    return first, x, s64, grams
+    return first, grams, [sketcher.block_terms(x, s64) for sketcher in sketchers]
 
 
 def gram_diagonal(source: ChunkSource, visit: ChunkVisitor | None = None) -> np.ndarray:

@@ -55,23 +55,25 @@ class Sketcher:
         # Bucket runs as (k / width, n, width): each block adds into one contiguous slab
         # (row slices of an (n, k) array, 2^m apart, were measured 2× slower).
         self._acc = np.zeros((k // self.width, n, self.width))
-        self._buf = np.empty(0)
 
-    def add_blocks(self, first_block: int, x: np.ndarray, scales: np.ndarray) -> None:
-        """Add blocks ``first_block``… given as σ(j)·q in float32 (blocks, n, B), zero-padded,
-        with their float64 scales (n, blocks)."""
+    def block_terms(self, x: np.ndarray, scales: np.ndarray) -> np.ndarray:
+        """Each block's scaled bucket sums (blocks, n, width), from blocks given as σ(j)·q in
+        float32 (blocks, n, B), zero-padded, and their float64 scales (n, blocks). Touches
+        no state, so worker threads compute them; :meth:`add_terms` adds them in order."""
         m, n, b = x.shape
         w = self.width
         # Integer bucket sums per block: exact in float32 whatever the summation order.
         z = x.reshape(m, n, b // w, w).sum(axis=2) if w < b else x
-        if self._buf.shape != z.shape:
-            self._buf = np.empty(z.shape)
-        buf = self._buf
-        buf[...] = z
-        buf *= scales.T[:, :, None]
+        terms = z.astype(np.float64)
+        terms *= scales.T[:, :, None]
+        return terms
+
+    def add_terms(self, first_block: int, terms: np.ndarray) -> None:
+        """Add :meth:`block_terms` of blocks ``first_block``… (call in column order)."""
+        b, w = self.block_size, self.width
         runs = self._acc.shape[0]
-        for i in range(m):
-            self._acc[(first_block + i) * b // w % runs] += buf[i]
+        for i in range(terms.shape[0]):
+            self._acc[(first_block + i) * b // w % runs] += terms[i]
 
     def result(self) -> np.ndarray:
         """The (n, k) sketches."""
