@@ -33,6 +33,20 @@ def test_results_are_bit_identical_for_any_thread_count(monkeypatch: pytest.Monk
                 assert a.gram.tobytes() == b.gram.tobytes()
 
 
+def test_norms_only_pass_is_bit_identical_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(8)
+    batch = QuantizedBatch.from_dense(rng.normal(size=(30, 200_000)), rng=rng)
+    # One clipping step from 0 reads only the norms: the O(n·d) diagonal pass.
+    rule = get_rule("centered_clipping", iterations=1, init="zero", tau=50.0)
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setenv("MARKET_AGGREGATION_THREADS", str(threads))
+        results.append(rule.aggregate(batch))
+    assert results[0].gram is None  # it did take the norms-only pass
+    assert results[0].aggregate.tobytes() == results[1].aggregate.tobytes()
+    assert results[0].coefficients.tobytes() == results[1].coefficients.tobytes()
+
+
 def test_thread_count_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MARKET_AGGREGATION_THREADS", "3")
     assert aggregation_threads() == 3

@@ -125,16 +125,28 @@ def gram_diagonal(source: ChunkSource, visit: ChunkVisitor | None = None) -> np.
     sums, products and block order) in an O(n·d) pass instead of O(n²·d); ``visit`` as in
     :func:`gram`."""
     g = np.zeros(source.n, dtype=np.float64)
+
+    def merge(sq: np.ndarray) -> None:
+        for term in sq:  # block order
+            np.add(g, term, out=g)
+
+    work = OrderedWork(merge)
     for col, q, s in source.chunks():
-        for _, qs, _, s64 in sub_chunks(col, q, s, source.block_size):
-            x = float_blocks(qs, source.block_size)
-            sq = np.einsum("mnb,mnb->mn", x, x).astype(np.float64)  # exact: < 2²⁴
-            sq *= s64.T * s64.T
-            for term in sq:
-                g += term
+        for piece in sub_chunks(col, q, s, source.block_size):
+            work.submit(_scaled_norms, piece, source.block_size)
         if visit is not None:
             visit(col, q, s)
+    work.drain()
     return g
+
+
+def _scaled_norms(piece: Piece, block_size: int) -> np.ndarray:
+    """Each block's ‖q_i‖² (exact: < 2²⁴) times s_i², (blocks, n), for in-order merging."""
+    _, q, _, s64 = piece
+    x = float_blocks(q, block_size)
+    sq = np.einsum("mnb,mnb->mn", x, x).astype(np.float64)
+    sq *= s64.T * s64.T
+    return sq
 
 
 _CONTROLLER: list[ThreadpoolController] = []
