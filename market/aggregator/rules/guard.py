@@ -83,35 +83,39 @@ class Guard(GramRule):
         k = self.params["sketch_dim"]
         if not isinstance(k, int) or k < 1 or k & (k - 1):
             raise self._param_error("sketch_dim", "must be a power of two")
-        lo, hi = float(self.params["similar_lo"]), float(self.params["similar_hi"])
-        if not -1.0 <= lo < hi <= 1.0:
-            raise self._param_error("similar_lo", "needs -1 ≤ similar_lo < similar_hi ≤ 1")
-        glo, ghi = float(self.params["group_lo"]), float(self.params["group_hi"])
-        if not -1.0 <= glo < ghi <= 1.0:
-            raise self._param_error("group_lo", "needs -1 ≤ group_lo < group_hi ≤ 1")
+        for name in ("similar", "group"):
+            lo, hi = self._bounds(name)
+            if not -1.0 <= lo < hi <= 1.0:
+                raise self._param_error(f"{name}_lo", f"needs -1 ≤ {name}_lo < {name}_hi ≤ 1")
         if not isinstance(self.params["group_min"], int) or self.params["group_min"] < 1:
             raise self._param_error("group_min", "must be a positive integer")
-        if float(self.params["oppose_lo"]) >= float(self.params["oppose_hi"]):
-            raise self._param_error("oppose_lo", "must be below oppose_hi")
-        if float(self.params["round_oppose_lo"]) >= float(self.params["round_oppose_hi"]):
-            raise self._param_error("round_oppose_lo", "must be below round_oppose_hi")
+        for name in ("oppose", "round_oppose"):
+            lo, hi = self._bounds(name)
+            if lo >= hi:
+                raise self._param_error(f"{name}_lo", f"must be below {name}_hi")
         if float(self.params["drop"]) <= float(self.params["clip"]):
             raise self._param_error("drop", "must exceed clip")
 
     def sketch_dim(self) -> int:
         return int(self.params["sketch_dim"]) if self.params["history"] else 0
 
+    def _bounds(self, name: str) -> tuple[float, float]:
+        """The ``{name}_lo``, ``{name}_hi`` parameter pair."""
+        return float(self.params[f"{name}_lo"]), float(self.params[f"{name}_hi"])
+
+    def _ramp(self, x: np.ndarray, name: str) -> np.ndarray:
+        """0 at or below ``{name}_lo``, 1 at or above ``{name}_hi``, linear between."""
+        lo, hi = self._bounds(name)
+        return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
     def _clone_kernel(self, sim: np.ndarray) -> np.ndarray:
         """K_ij ∈ [0, 1]: how much j counts as a copy of i (near-identical, or a member of
         the same group of look-alikes)."""
-        lo, hi = float(self.params["similar_lo"]), float(self.params["similar_hi"])
-        near = np.clip((sim - lo) / (hi - lo), 0.0, 1.0)
-        glo, ghi = float(self.params["group_lo"]), float(self.params["group_hi"])
-        close = sim >= glo
+        close = sim >= self._bounds("group")[0]
         np.fill_diagonal(close, False)
         member = close.sum(axis=1) >= int(self.params["group_min"])
-        group = np.clip((sim - glo) / (ghi - glo), 0.0, 1.0) * np.outer(member, member)
-        return np.maximum(near, group)
+        group = self._ramp(sim, "group") * np.outer(member, member)
+        return np.maximum(self._ramp(sim, "similar"), group)
 
     def solve(self, inputs: RoundInputs) -> Solution:
         g = inputs.gram
@@ -152,7 +156,6 @@ class Guard(GramRule):
         gc = g * np.outer(clip, clip)  # Gram of the clipped updates
         gate = np.where(keep, 1.0, 0.0)
         cos = np.zeros(n)
-        hcos = np.zeros(n)
         if a.sum() > 0:
             beta, _, _ = weiszfeld(
                 gc,
@@ -162,15 +165,10 @@ class Guard(GramRule):
                 1e-10,
                 "mean",
             )
-            lo_c, hi_c = float(self.params["oppose_lo"]), float(self.params["oppose_hi"])
             # With history the per-round test only catches blatant opposition: under strong
             # label skew an honest round can point against the centre (cosine −0.79
             # measured) while its history never does (≥ −0.19).
-            lo_r, hi_r = (
-                (lo_c, hi_c)
-                if hist is None
-                else (float(self.params["round_oppose_lo"]), float(self.params["round_oppose_hi"]))
-            )
+            round_gate = "oppose" if hist is None else "round_oppose"
             cn = np.sqrt(np.maximum(np.diag(gc), 0.0))
             # Start from the geometric median, then re-centre on the gated weighted mean: the
             # honest mean is what FedAvg would give, and attackers opposing it fall to 0.
@@ -180,7 +178,7 @@ class Guard(GramRule):
                 ok = keep & (cn > 0) & (vnorm > 0)
                 cos = np.zeros(n)
                 cos[ok] = gb[ok] / (cn[ok] * vnorm)
-                gate = np.where(keep, np.clip((cos - lo_r) / (hi_r - lo_r), 0.0, 1.0), 0.0)
+                gate = np.where(keep, self._ramp(cos, round_gate), 0.0)
                 if hist is not None:
                     # The same test on accumulated history: consistent opposition to the
                     # model's trajectory (label flipping) shows there, noise averages out.
@@ -191,8 +189,7 @@ class Guard(GramRule):
                         hist @ centre / np.maximum(hist_norm * cnorm, 1e-300),
                         0.0,
                     )
-                    hgate = np.clip((hcos - lo_c) / (hi_c - lo_c), 0.0, 1.0)
-                    gate = np.minimum(gate, np.where(keep, hgate, 0.0))
+                    gate = np.minimum(gate, np.where(keep, self._ramp(hcos, "oppose"), 0.0))
                 wsum = float((a * gate).sum())
                 if wsum <= 0:
                     break
