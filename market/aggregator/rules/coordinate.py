@@ -94,21 +94,17 @@ class SortedColumns:
         return out
 
 
-def dequantize_t(
-    q: np.ndarray, s: np.ndarray, block_size: int, out: np.ndarray | None = None
-) -> np.ndarray:
+def dequantize_t(q: np.ndarray, s: np.ndarray, block_size: int, out: np.ndarray) -> None:
     """Exact float64 values of a chunk, transposed to (cols, n) so each coordinate's n
-    values are contiguous for sorting; written into ``out`` (C-contiguous) when given."""
+    values are contiguous for sorting, written into ``out`` (C-contiguous (cols, n))."""
     n, c = q.shape
     # Transpose from a copy whose row stride is not a power of two: a power-of-two stride
     # maps the column reads onto a few cache sets (measured 5× slower).
     padded = np.empty((n, c + 64), dtype=np.int8)[:, :c]
     padded[...] = q
-    u = np.empty((c, n)) if out is None else out
-    u[...] = padded.T
+    out[...] = padded.T
     # Scales repeated to full rows: one long multiply beats broadcasting rows of n.
-    u *= np.repeat(s.T.astype(np.float64), block_size, axis=0)[:c]
-    return u
+    out *= np.repeat(s.T.astype(np.float64), block_size, axis=0)[:c]
 
 
 def _counts(holders: np.ndarray, n: int) -> np.ndarray:
@@ -200,8 +196,7 @@ class CoordinateRule(Rule):
         return {}
 
     def start(self, n: int) -> None:
-        """Prepare for a pass over a batch of n updates."""
-        self._n = n
+        """Prepare for a pass over a batch of n updates (rules with n-dependent settings)."""
 
     def aggregate(
         self,
