@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -50,12 +52,6 @@ def float_blocks(q: np.ndarray, block_size: int, signs: np.ndarray | None = None
     return x
 
 
-def block_grams(q: np.ndarray, block_size: int) -> np.ndarray:
-    """Integer-exact Grams of every block of a chunk: float32 array (blocks, n, n)."""
-    x = float_blocks(q, block_size)
-    return np.matmul(x, x.transpose(0, 2, 1))
-
-
 # (first block, int8 columns (n, c), their sketch signs or None, float64 scales (n, m))
 Piece = tuple[int, np.ndarray, np.ndarray | None, np.ndarray]
 
@@ -72,6 +68,24 @@ def sub_chunks(
     for k in range(0, s.shape[1], step):
         cols = slice(k * b, (k + step) * b)
         yield col // b + k, q[:, cols], None if signs is None else signs[cols], s64[:, k : k + step]
+
+
+def _stream(
+    source: ChunkSource,
+    task: Callable[[Piece], Any],
+    merge: Callable[[Any], None],
+    visit: ChunkVisitor | None,
+    signed: bool = False,
+) -> None:
+    """One pass: ``task`` on every piece (worker threads), ``merge`` of the results in
+    column order, ``visit`` on every raw chunk."""
+    work = OrderedWork(merge)
+    for col, q, s in source.chunks():
+        for piece in sub_chunks(col, q, s, source.block_size, signed):
+            work.submit(task, piece)
+        if visit is not None:
+            visit(col, q, s)
+    work.drain()
 
 
 def gram(
@@ -97,14 +111,9 @@ def gram(
         for sketcher, terms in zip(sketchers, sketch_terms, strict=True):
             sketcher.add_terms(first, terms)
 
-    work = OrderedWork(merge)
     with _controller().limit(limits=gram_threads(), user_api="blas"):
-        for col, q, s in source.chunks():
-            for piece in sub_chunks(col, q, s, b, signed=bool(sketchers)):
-                work.submit(_scaled_grams, piece, b, sketchers)
-            if visit is not None:
-                visit(col, q, s)
-        work.drain()
+        task = partial(_scaled_grams, block_size=b, sketchers=sketchers)
+        _stream(source, task, merge, visit, signed=bool(sketchers))
     return g
 
 
@@ -130,13 +139,7 @@ def gram_diagonal(source: ChunkSource, visit: ChunkVisitor | None = None) -> np.
         for term in sq:  # block order
             np.add(g, term, out=g)
 
-    work = OrderedWork(merge)
-    for col, q, s in source.chunks():
-        for piece in sub_chunks(col, q, s, source.block_size):
-            work.submit(_scaled_norms, piece, source.block_size)
-        if visit is not None:
-            visit(col, q, s)
-    work.drain()
+    _stream(source, partial(_scaled_norms, block_size=source.block_size), merge, visit)
     return g
 
 
