@@ -39,9 +39,7 @@ import numpy as np
 from market.aggregator.engine import run_rules
 from market.aggregator.rules import CallableSource, QuantizedBatch, get_rule, gram
 from market.aggregator.rules.base import dequantize
-from market.aggregator.rules.parallel import aggregation_threads
-
-THREADS_ENV = "MARKET_AGGREGATION_THREADS"
+from market.aggregator.rules.parallel import THREADS_ENV, aggregation_threads
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -5,14 +5,14 @@ import pytest
 
 from market.aggregator.engine import run_rules
 from market.aggregator.rules import QuantizedBatch, get_rule
-from market.aggregator.rules.parallel import aggregation_threads
+from market.aggregator.rules.parallel import THREADS_ENV, aggregation_threads
 from market.errors import ConfigError
 
 RULES = ["median", "trimmed_mean", "krum", "geometric_median", "guard", "foolsgold", "fedavg"]
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, threads: int, batch: QuantizedBatch) -> dict:
-    monkeypatch.setenv("MARKET_AGGREGATION_THREADS", str(threads))
+    monkeypatch.setenv(THREADS_ENV, str(threads))
     ids = [f"t{i}" for i in range(batch.n)]
     return run_rules(batch, [get_rule(name) for name in RULES], ids=ids)
 
@@ -40,7 +40,7 @@ def test_norms_only_pass_is_bit_identical_too(monkeypatch: pytest.MonkeyPatch) -
     rule = get_rule("centered_clipping", iterations=1, init="zero", tau=50.0)
     results = []
     for threads in (1, 2):
-        monkeypatch.setenv("MARKET_AGGREGATION_THREADS", str(threads))
+        monkeypatch.setenv(THREADS_ENV, str(threads))
         results.append(rule.aggregate(batch))
     assert results[0].gram is None  # it did take the norms-only pass
     assert results[0].aggregate.tobytes() == results[1].aggregate.tobytes()
@@ -48,10 +48,10 @@ def test_norms_only_pass_is_bit_identical_too(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_thread_count_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MARKET_AGGREGATION_THREADS", "3")
+    monkeypatch.setenv(THREADS_ENV, "3")
     assert aggregation_threads() == 3
-    monkeypatch.delenv("MARKET_AGGREGATION_THREADS")
+    monkeypatch.delenv(THREADS_ENV)
     assert 1 <= aggregation_threads() <= 4
-    monkeypatch.setenv("MARKET_AGGREGATION_THREADS", "zero")
+    monkeypatch.setenv(THREADS_ENV, "zero")
     with pytest.raises(ConfigError, match="MARKET_AGGREGATION_THREADS"):
         aggregation_threads()

@@ -20,17 +20,18 @@ from typing import Any
 
 from market.errors import ConfigError
 
+THREADS_ENV = "MARKET_AGGREGATION_THREADS"
 MAX_DEFAULT_THREADS = 4
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
 def aggregation_threads() -> int:
     """Threads for the streaming passes (``MARKET_AGGREGATION_THREADS``, else the cores)."""
-    raw = os.environ.get("MARKET_AGGREGATION_THREADS", "").strip()
+    raw = os.environ.get(THREADS_ENV, "").strip()
     if not raw:
         return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_THREADS))
     if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"MARKET_AGGREGATION_THREADS must be a positive integer, got {raw!r}")
+        raise ConfigError(f"{THREADS_ENV} must be a positive integer, got {raw!r}")
     return int(raw)
 
 
