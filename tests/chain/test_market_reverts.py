@@ -416,16 +416,24 @@ def test_claim_proof_checks(market_env, revealed_round):
     env.assert_escrow_balanced()
 
 
-def test_claim_only_by_a_revealed_submitter(market_env, open_round):
-    """The reward table cannot pay an account that did not reveal in the round: neither a
-    trainer who only committed nor an outsider, even with a valid leaf and proof."""
-    env, m = market_env, market_env.market
+def _revealer_and_committer(env, open_round):
+    """A fresh round where trainer 0 committed and revealed and trainer 1 only committed;
+    the clock sits in the reveal window. Returns (project, round, revealer, committer)."""
+    m = env.market
     pid, rnd = open_round()
     revealer, committer = make_update(env.trainers[0]), make_update(env.trainers[1])
     for u in (revealer, committer):
         m.commit_update(u.trainer, pid, rnd, u.commitment)
     env.advance(101)
     m.reveal_update(revealer.trainer, pid, rnd, revealer.update_digest, revealer.salt)
+    return pid, rnd, revealer, committer
+
+
+def test_claim_only_by_a_revealed_submitter(market_env, open_round):
+    """The reward table cannot pay an account that did not reveal in the round: neither a
+    trainer who only committed nor an outsider, even with a valid leaf and proof."""
+    env, m = market_env, market_env.market
+    pid, rnd, revealer, committer = _revealer_and_committer(env, open_round)
     env.advance(101)
     payees = [revealer.trainer, committer.trainer, env.outsider]
     tree = MerkleTree.of_rewards([(t.address, 10) for t in payees])
@@ -472,12 +480,7 @@ def test_expire_round_rules(market_env, revealed_round):
 
 def test_claim_expired_rules(market_env, open_round):
     env, m = market_env, market_env.market
-    pid, rnd = open_round()
-    revealer, committer = make_update(env.trainers[0]), make_update(env.trainers[1])
-    for u in (revealer, committer):
-        m.commit_update(u.trainer, pid, rnd, u.commitment)
-    env.advance(101)
-    m.reveal_update(revealer.trainer, pid, rnd, revealer.update_digest, revealer.salt)
+    pid, rnd, revealer, committer = _revealer_and_committer(env, open_round)
     env.advance(201)
     m.expire_round(env.outsider, pid, rnd)
     exc = expect_revert("NotRevealed", m.claim_expired, committer.trainer, pid, rnd)
