@@ -223,9 +223,7 @@ class TrainerService(Service):
             or chain_time(self.w3) > chain_round.commit_deadline
         ):
             return 0  # history being replayed, or too late for this round
-        if chain_round.admission_root != ZERO32 and (
-            (project_id, number) in self._not_admitted or not self._admitted(project_id, number)
-        ):
+        if chain_round.admission_root != ZERO32 and not self._admitted(project_id, number):
             return 0
         if self.client._submission(project_id, number) is None:
             data = self._dataset(project_id)
@@ -246,6 +244,8 @@ class TrainerService(Service):
         """Whether the round's published admission list holds this trainer (checked against
         the on-chain root); a refused trainer does not train for nothing. None: the list
         cannot be had from the aggregator API yet — asked again on the next pass."""
+        if (project_id, number) in self._not_admitted:
+            return False
         if self.api is not None:
             try:
                 fetch_admission(self.api, self.market, self.store, self.db, project_id, number)
