@@ -8,6 +8,7 @@ from market.aggregator.rules.coordinate import (
     SortedColumns,
     _tied_shares,
     median_chunk,
+    split_shares,
     trimmed_chunk,
 )
 from market.errors import AggregationError
@@ -42,6 +43,27 @@ def test_ties_are_shared_and_sums_canonical() -> None:
     perm = [4, 2, 0, 3, 1]
     agg2, mass2 = trimmed_chunk(SortedColumns.of(u[perm].T), 1)
     assert agg2.tobytes() == agg.tobytes() and np.allclose(mass2, mass[perm])
+
+
+def test_tie_shares_are_exact_sums_in_a_fixed_order() -> None:
+    """Tie shares must not depend on BLAS (a GEMV's summation order follows the machine's
+    SIMD width): they equal the correctly rounded exact rational sum, whatever the order of
+    the coordinates."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(11)
+    held = rng.random((4000, 9)) < 0.3
+    held[held.sum(axis=1) == 0, 0] = True
+    num = rng.integers(0, 7, size=len(held))
+    got = split_shares(num, held)
+    e = held.sum(axis=1)
+    for i in range(held.shape[1]):
+        rows = np.flatnonzero(held[:, i])
+        exact = sum(Fraction(int(num[r]), int(e[r])) for r in rows)
+        # One division per distinct denominator plus the additions: a few ulps at most.
+        assert abs(got[i] - float(exact)) <= 8 * np.spacing(float(exact))
+    perm = rng.permutation(len(held))
+    assert split_shares(num[perm], held[perm]).tobytes() == got.tobytes()
 
 
 def test_trimmed_mean_drops_outliers_and_flags_them() -> None:

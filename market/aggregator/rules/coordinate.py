@@ -132,6 +132,20 @@ def trimmed_chunk(cols: SortedColumns, f: int) -> tuple[np.ndarray, np.ndarray]:
     return acc / keep, share / keep
 
 
+def split_shares(num: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """Σ over coordinates of num/e to each of the e updates ``held`` marks there, exactly
+    reproducible: the integer numerators are summed per denominator first (integer matrix
+    products, no BLAS), then divided and added in ascending denominator order — a float
+    GEMV would sum in an order that depends on the machine's SIMD width."""
+    held = held.astype(np.int64)
+    e = held.sum(axis=1)
+    share = np.zeros(held.shape[1])
+    for den in np.unique(e[e > 0]):
+        at = e == den
+        share += (num[at].astype(np.int64) @ held[at]) / den
+    return share
+
+
 def _tied_shares(ut: np.ndarray, lo: np.ndarray, hi: np.ndarray, f: int) -> np.ndarray:
     """Per-update kept mass on coordinates whose boundary values repeat."""
     n = ut.shape[1]
@@ -146,8 +160,8 @@ def _tied_shares(ut: np.ndarray, lo: np.ndarray, hi: np.ndarray, f: int) -> np.n
     need_lo = np.where(same, keep, n_lt + e_lo - f)
     need_hi = np.where(same, 0, e_hi + n_gt - f)
     share = inside.sum(axis=0).astype(np.float64)
-    share += (need_lo / e_lo) @ eq_lo
-    share += np.where(same, 0.0, need_hi / np.maximum(e_hi, 1)) @ eq_hi
+    share += split_shares(need_lo, eq_lo)
+    share += split_shares(need_hi, eq_hi)
     return share
 
 
@@ -176,7 +190,7 @@ def median_chunk(cols: SortedColumns) -> tuple[np.ndarray, np.ndarray]:
         share = np.bincount(holders[k - first, ~tie], minlength=n) * mass
         if tie.any():
             held = rows[tie[any_tie]] == vals[k - first, tie, None]
-            share = share + (mass / held.sum(axis=1)) @ held
+            share = share + mass * split_shares(np.ones(len(held), np.int64), held)
         shares.append(share)
     if lo_k == hi_k:
         return vals[lo_k - first].copy(), shares[0]
