@@ -133,17 +133,17 @@ def trimmed_chunk(cols: SortedColumns, f: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def split_shares(num: np.ndarray, held: np.ndarray) -> np.ndarray:
-    """Σ over coordinates of num/e to each of the e updates ``held`` marks there, exactly
-    reproducible: the integer numerators are summed per denominator first (integer matrix
-    products, no BLAS), then divided and added in ascending denominator order — a float
-    GEMV would sum in an order that depends on the machine's SIMD width."""
-    held = held.astype(np.int64)
+    """Σ over coordinates of num/e to each of the e ≥ 1 updates ``held`` marks there, the
+    same bytes on every machine: integer numerators are first summed per denominator
+    (exact in float64 in any order), then divided and added in ascending denominator order
+    (``accumulate`` adds strictly in sequence). A float GEMV of num/e would leave the
+    order of the additions to BLAS, and that order follows the machine's SIMD width."""
     e = held.sum(axis=1)
-    share = np.zeros(held.shape[1])
-    for den in np.unique(e[e > 0]):
-        at = e == den
-        share += (num[at].astype(np.int64) @ held[at]) / den
-    return share
+    order = np.argsort(e, kind="stable")
+    e = e[order]
+    starts = np.flatnonzero(np.r_[True, e[1:] != e[:-1]])
+    sums = np.add.reduceat(num[order, None] * held[order], starts, axis=0)
+    return np.add.accumulate(sums / e[starts, None], axis=0)[-1]
 
 
 def _tied_shares(ut: np.ndarray, lo: np.ndarray, hi: np.ndarray, f: int) -> np.ndarray:
@@ -174,9 +174,9 @@ def median_chunk(cols: SortedColumns) -> tuple[np.ndarray, np.ndarray]:
     lo_k, hi_k = (n - 1) // 2, n // 2
     first = max(lo_k - 1, 0)
     vals, holders = cols.window(first, min(hi_k + 2, n))
-    picks = [(lo_k, 1.0)] if lo_k == hi_k else [(lo_k, 0.5), (hi_k, 0.5)]
+    picks = [lo_k] if lo_k == hi_k else [lo_k, hi_k]
     ties = []
-    for k, _ in picks:
+    for k in picks:
         tie = np.zeros(c, dtype=bool)
         if k > 0:
             tie |= vals[k - 1 - first] == vals[k - first]
@@ -185,16 +185,18 @@ def median_chunk(cols: SortedColumns) -> tuple[np.ndarray, np.ndarray]:
         ties.append(tie)
     any_tie = np.logical_or.reduce(ties)
     rows = cols.rows(any_tie)  # update-order values of the coordinates with a repeat
-    shares = []
-    for (k, mass), tie in zip(picks, ties, strict=True):
-        share = np.bincount(holders[k - first, ~tie], minlength=n) * mass
-        if tie.any():
-            held = rows[tie[any_tie]] == vals[k - first, tie, None]
-            share = share + mass * split_shares(np.ones(len(held), np.int64), held)
-        shares.append(share)
+    picked = np.zeros(n)
+    held = []
+    for k, tie in zip(picks, ties, strict=True):
+        picked += np.bincount(holders[k - first, ~tie], minlength=n)
+        held.append(rows[tie[any_tie]] == vals[k - first, tie, None])
+    tied = np.concatenate(held)
+    if len(tied):
+        picked += split_shares(np.ones(len(tied), np.int64), tied)
+    share = picked / len(picks)
     if lo_k == hi_k:
-        return vals[lo_k - first].copy(), shares[0]
-    return (vals[lo_k - first] + vals[hi_k - first]) / 2.0, shares[0] + shares[1]
+        return vals[lo_k - first].copy(), share
+    return (vals[lo_k - first] + vals[hi_k - first]) / 2.0, share
 
 
 class CoordinateRule(Rule):
