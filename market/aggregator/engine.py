@@ -21,9 +21,7 @@ from market.aggregator.rules.base import (
     weighted_sums,
 )
 from market.aggregator.rules.coordinate import CoordinateAccumulator, CoordinateRule
-from market.aggregator.rules.gram import gram, gram_diagonal
-from market.aggregator.rules.gram_rule import GramRule, RoundInputs
-from market.aggregator.rules.sketch import Sketcher
+from market.aggregator.rules.gram_rule import GramRule, RoundInputs, shared_pass
 from market.errors import AggregationError
 
 
@@ -41,30 +39,19 @@ def run_rules(
         raise AggregationError(f"rule names must be unique in one run, got {names}")
     counts = check_inputs(source, sample_counts, ids)
     states = states or {}
-    sketchers = {
-        k: Sketcher(source.n, k, source.block_size)
-        for k in sorted({r.sketch_dim() for r in rules if isinstance(r, GramRule)} - {0})
-    }
     coordinate_rules = [r for r in rules if isinstance(r, CoordinateRule)]
     coords = (
         CoordinateAccumulator(coordinate_rules, source.n, source.d, source.block_size)
         if coordinate_rules
         else None
     )
-    visit = coords.visit if coords else None
     gram_rules = [r for r in rules if isinstance(r, GramRule)]
-    # The full Gram pass only when some rule reads more than the norms (or needs sketches).
-    full = bool(sketchers) or any(not r.diagonal_only() for r in gram_rules)
-    if full:
-        g = gram(source, visit=visit, sketchers=list(sketchers.values()))
-    else:
-        g = np.diag(gram_diagonal(source, visit=visit))
+    g, full, sketches = shared_pass(source, gram_rules, coords.visit if coords else None)
     results: dict[str, AggregationResult] = {}
     linear: list[tuple[str, Any]] = []
     for rule in rules:
         if isinstance(rule, GramRule):
-            k = rule.sketch_dim()
-            sk = sketchers[k].result() if k else None
+            sk = sketches.get(rule.sketch_dim())
             sol = rule.solve(RoundInputs(g, counts, ids, states.get(rule.name), sk))
             linear.append((rule.name, sol))
         elif isinstance(rule, CoordinateRule):

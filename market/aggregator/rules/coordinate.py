@@ -32,7 +32,7 @@ from market.aggregator.rules.base import (
     check_inputs,
     sequential_sum,
 )
-from market.aggregator.rules.gram_rule import resolve_f
+from market.aggregator.rules.gram_rule import resolve_f, shared_pass
 from market.aggregator.rules.parallel import OrderedWork
 from market.errors import AggregationError
 
@@ -223,8 +223,7 @@ class CoordinateRule(Rule):
     ) -> AggregationResult:
         check_inputs(batch, sample_counts, ids)
         acc = CoordinateAccumulator([self], batch.n, batch.d, batch.block_size)
-        for col, q, s in batch.chunks():
-            acc.visit(col, q, s)
+        shared_pass(batch, [], acc.visit)
         return acc.result(self.name)
 
 

@@ -8,6 +8,7 @@ the Gram once and run every rule's evidence on it (see :mod:`market.aggregator.e
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from market.aggregator.rules.base import (
     check_inputs,
     weighted_sum,
 )
-from market.aggregator.rules.gram import gram, gram_diagonal
+from market.aggregator.rules.gram import ChunkVisitor, gram, gram_diagonal
 from market.aggregator.rules.sketch import Sketcher
 from market.errors import AggregationError
 
@@ -73,19 +74,32 @@ class GramRule(Rule):
         ids: list[str] | None = None,
     ) -> AggregationResult:
         counts = check_inputs(batch, sample_counts, ids)
-        k = self.sketch_dim()
-        sketches = None
-        if k:
-            sketcher = Sketcher(batch.n, k, batch.block_size)
-            g = gram(batch, sketchers=[sketcher])
-            sketches = sketcher.result()
-        elif self.diagonal_only():
-            sol = self.solve(RoundInputs(np.diag(gram_diagonal(batch)), counts, ids, state))
-            return finish(batch, sol)
-        else:
-            g = gram(batch)
-        sol = self.solve(RoundInputs(g, counts, ids, state, sketches))
-        return finish(batch, sol, g)
+        g, full, sketches = shared_pass(batch, [self])
+        sol = self.solve(RoundInputs(g, counts, ids, state, sketches.get(self.sketch_dim())))
+        return finish(batch, sol, g if full else None)
+
+
+def shared_pass(
+    source: ChunkSource, rules: Sequence[GramRule], visit: ChunkVisitor | None = None
+) -> tuple[np.ndarray, bool, dict[int, np.ndarray]]:
+    """The one streaming pass that ``rules`` need, with ``visit`` riding it (see
+    :func:`gram`): (G, full, sketches by dimension). G is the exact Gram matrix when full —
+    some rule reads more than the norms, or needs sketches — else only its diagonal (as an
+    n×n matrix, zeros elsewhere); without rules, only ``visit`` runs and G is all zeros."""
+    n = source.n
+    dims = sorted({r.sketch_dim() for r in rules} - {0})
+    sketchers = {k: Sketcher(n, k, source.block_size) for k in dims}
+    full = bool(sketchers) or any(not r.diagonal_only() for r in rules)
+    if full:
+        g = gram(source, visit=visit, sketchers=list(sketchers.values()))
+    elif rules:
+        g = np.diag(gram_diagonal(source, visit=visit))
+    else:
+        g = np.zeros((n, n))
+        for col, q, s in source.chunks():
+            if visit is not None:
+                visit(col, q, s)
+    return g, full, {k: sketcher.result() for k, sketcher in sketchers.items()}
 
 
 def finish(batch: ChunkSource, sol: Solution, g: np.ndarray | None = None) -> AggregationResult:
