@@ -183,7 +183,24 @@ def rows_for(quick: bool) -> list[Row]:
     return rows
 
 
-def row_results(row: Row, quick: bool, seed: int, rounds: int) -> list[dict[str, Any]]:
+def reference_row(row: Row) -> Row:
+    """The row with the same honest-only FedAvg run: it depends only on who trains (the
+    shared random stream follows the trainers), not on the attack vectors, which it drops.
+    Model-poisoning attackers do not train, so all their rows share one honest-only run."""
+    if row.attack in ("none", "label_flip", "sybil"):
+        return Row(row.alpha, row.attack)
+    return Row(row.alpha, "sign_flip")
+
+
+def honest_only_fedavg(row: Row, seed: int, rounds: int) -> float:
+    """FedAvg over the row's honest trainers alone (for "none": every trainer, clean)."""
+    split = load_digits_split(N_TRAINERS, row.alpha, seed)
+    return simulate(split, row, ours("fedavg", {}), rounds, seed, False)[0]
+
+
+def row_results(
+    row: Row, quick: bool, seed: int, rounds: int, clean: float, honest_only: float
+) -> list[dict[str, Any]]:
     """Every rule on one row (ours and ByzFL's), with that row's two FedAvg references."""
     theirs_rules = byzfl_rules(N_BYZ)
     our_rules = OURS
@@ -193,8 +210,6 @@ def row_results(row: Row, quick: bool, seed: int, rounds: int) -> list[dict[str,
             k: v for k, v in theirs_rules.items() if k in ("byzfl:trmean", "byzfl:krum")
         }
     split = load_digits_split(N_TRAINERS, row.alpha, seed)
-    clean = simulate(split, Row(row.alpha, "none"), ours("fedavg", {}), rounds, seed)[0]
-    honest_only = simulate(split, row, ours("fedavg", {}), rounds, seed, False)[0]
     byz = 0 if row.attack in ("none", "sybil") else N_BYZ
     n_total = N_TRAINERS - 1 + row.sybils if row.attack == "sybil" else N_TRAINERS
     out = []
@@ -252,7 +267,22 @@ def run(quick: bool = False, seed: int = 0, workers: int | None = None) -> dict[
     context = multiprocessing.get_context("spawn")
     out_rows: list[dict[str, Any]] = []
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        jobs = [pool.submit(row_results, row, quick, seed, rounds) for row in rows]
+        # The FedAvg references first, each once (many rows share one).
+        refs = {reference_row(r) for r in rows} | {Row(r.alpha, "none") for r in rows}
+        ref_jobs = {ref: pool.submit(honest_only_fedavg, ref, seed, rounds) for ref in refs}
+        ref = {key: job.result() for key, job in ref_jobs.items()}
+        jobs = [
+            pool.submit(
+                row_results,
+                row,
+                quick,
+                seed,
+                rounds,
+                ref[Row(row.alpha, "none")],
+                ref[reference_row(row)],
+            )
+            for row in rows
+        ]
         clean_jobs = (
             []
             if quick

@@ -5,7 +5,14 @@ import pytest
 
 from benchmarks.aggregation_speed import one_config
 from benchmarks.fl_sim import MLP, load_digits_split
-from benchmarks.robustness import Row, ours, simulate, summarise
+from benchmarks.robustness import (
+    Row,
+    honest_only_fedavg,
+    ours,
+    reference_row,
+    simulate,
+    summarise,
+)
 
 
 @pytest.mark.slow
@@ -39,3 +46,11 @@ def test_simulator_learns_and_attack_rows_run() -> None:
         }
     ]
     assert summarise(rows)["r"]["worst_gap_to_honest_only"] == 0.1
+
+
+def test_rows_sharing_a_reference_run_get_the_same_honest_only_accuracy() -> None:
+    """The robustness grid computes each honest-only FedAvg once per reference row: every
+    row mapped to one must give the same number computed on its own."""
+    for row in [Row(0.1, "alie", noise=True), Row(0.1, "min_max"), Row(0.1, "sybil", sybils=30)]:
+        assert honest_only_fedavg(row, 0, 3) == honest_only_fedavg(reference_row(row), 0, 3)
+    assert reference_row(Row(0.1, "label_flip", noise=True)) == Row(0.1, "label_flip")
