@@ -26,6 +26,9 @@ MAX_EXACT_BLOCK = 1024
 # Values per float32 sub-chunk: small enough that the converted blocks are still in cache
 # when the GEMM and the sketches read them (2¹⁷: one block at n = 100, measured fastest).
 SUB_VALUES = 1 << 17
+# The norms pass does O(n) work per value, not O(n²): with pieces that small, handing them
+# to threads cost more than the work (2 threads were slower than 1); 2²⁰ measured fastest.
+NORMS_VALUES = 1 << 20
 
 # visit(first_column, q_chunk int8 (n, c), scales_chunk float32 (n, blocks))
 ChunkVisitor = Callable[[int, np.ndarray, np.ndarray], None]
@@ -57,12 +60,17 @@ Piece = tuple[int, np.ndarray, np.ndarray | None, np.ndarray]
 
 
 def sub_chunks(
-    col: int, q: np.ndarray, s: np.ndarray, block_size: int, signed: bool = False
+    col: int,
+    q: np.ndarray,
+    s: np.ndarray,
+    block_size: int,
+    signed: bool = False,
+    values: int = SUB_VALUES,
 ) -> Iterator[Piece]:
-    """A chunk cut into pieces of about ``SUB_VALUES`` values, in column order, with the
+    """A chunk cut into pieces of about ``values`` values, in column order, with the
     sketch signs of their columns if ``signed`` (see :func:`float_blocks`)."""
     b = block_size
-    step = max(1, SUB_VALUES // (q.shape[0] * b))
+    step = max(1, values // (q.shape[0] * b))
     signs = column_signs(col, col + q.shape[1]) if signed else None
     s64 = s.astype(np.float64)
     for k in range(0, s.shape[1], step):
@@ -76,12 +84,13 @@ def _stream(
     merge: Callable[[Any], None],
     visit: ChunkVisitor | None,
     signed: bool = False,
+    values: int = SUB_VALUES,
 ) -> None:
-    """One pass: ``task`` on every piece (worker threads), ``merge`` of the results in
-    column order, ``visit`` on every raw chunk."""
+    """One pass: ``task`` on every piece of about ``values`` values (worker threads),
+    ``merge`` of the results in column order, ``visit`` on every raw chunk."""
     work = OrderedWork(merge)
     for col, q, s in source.chunks():
-        for piece in sub_chunks(col, q, s, source.block_size, signed):
+        for piece in sub_chunks(col, q, s, source.block_size, signed, values):
             work.submit(task, piece)
         if visit is not None:
             visit(col, q, s)
@@ -139,7 +148,8 @@ def gram_diagonal(source: ChunkSource, visit: ChunkVisitor | None = None) -> np.
         for term in sq:  # block order
             np.add(g, term, out=g)
 
-    _stream(source, partial(_scaled_norms, block_size=source.block_size), merge, visit)
+    task = partial(_scaled_norms, block_size=source.block_size)
+    _stream(source, task, merge, visit, values=NORMS_VALUES)
     return g
 
 
