@@ -375,17 +375,26 @@ class Aggregator:
         )
 
     def _load_state(self, project_id: int, round_number: int, rule: str) -> dict | None:
-        """The rule's history before ``round_number``.
-
-        The row keeps the state before and after the last round computed, so recomputing
-        that round after a crash (before or after its transaction) starts from the same state.
-        """
+        """The rule's history before ``round_number``."""
         with self.db.session() as s:
             row = self._history(s, project_id, rule)
             if row is None:
                 return None
-            saved = json.loads(row.state_json)
-            return _state_before(saved, round_number)
+            return self._state_before(project_id, json.loads(row.state_json), round_number)
+
+    def _state_before(self, project_id: int, saved: dict, round_number: int) -> dict | None:
+        """The history a round starts from, given the row saved for the last round computed.
+
+        The row keeps the state before and after that round, so recomputing it after a
+        crash (before or after its transaction) starts from the same state. A round computed
+        but never finalized (it expired) did not count: later rounds start from its
+        "before" — `market verify` rebuilds the history from finalized rounds only."""
+        last = saved["round"]
+        if last >= round_number:
+            return saved["before"]
+        if self.market.get_round(project_id, last).state != RoundState.FINALIZED:
+            return saved["before"]
+        return saved["after"]
 
     def _save_state(
         self, session: Session, project_id: int, round_number: int, rule: str, state: dict
@@ -398,13 +407,7 @@ class Aggregator:
             session.add(row)
             before = None
         else:
-            saved = json.loads(row.state_json)
-            before = _state_before(saved, round_number)
+            before = self._state_before(project_id, json.loads(row.state_json), round_number)
         row.state_json = json.dumps(
             {"round": round_number, "before": before, "after": state}, sort_keys=True
         )
-
-
-def _state_before(saved: dict, round_number: int) -> dict | None:
-    """The history a round starts from, given the row saved for the last round computed."""
-    return saved["before"] if saved["round"] >= round_number else saved["after"]

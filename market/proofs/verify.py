@@ -10,8 +10,10 @@ update (by their on-chain digests), and re-executes the round:
   total, and the new model from the published coefficients (so its CID);
 - the rule's solver, compared within ``tolerance`` (max |Δc| over coefficients, default
   1e-6): eigensolvers and iterative methods may differ in the last bits across machines
-  (SPEC "Exact arithmetic"). Stateful rules (FoolsGold, SybilWall) depend on history the
-  report does not carry: their re-solve is reported as skipped, not passed.
+  (SPEC "Exact arithmetic"). Stateful rules (FoolsGold, SybilWall, guard) depend on the
+  trainers' history, which the report does not carry: it is rebuilt from the earlier
+  finalized rounds (their accepted updates, fetched by on-chain digest, aggregated in the
+  published batch order) — the history an honest aggregator must have held.
 
 Each check says what differs (which trainer, which field, by how much).
 """
@@ -24,7 +26,14 @@ import numpy as np
 
 from market.aggregator.report import RoundReport
 from market.aggregator.rewards import split_rewards, to_points
-from market.aggregator.rules import get_rule, gram, weighted_sum
+from market.aggregator.rules import (
+    AggregationResult,
+    QuantizedBatch,
+    Rule,
+    get_rule,
+    gram,
+    weighted_sum,
+)
 from market.aggregator.scoring import score_details
 from market.aggregator.service import (
     batch_of,
@@ -170,19 +179,7 @@ def verify_round(
     coef = np.array([e.coefficient for e in entries], dtype=np.float64)
     flags = [e.reason if e.status == "flagged" else None for e in entries]
     # -- the solver, within tolerance
-    if rule.stateful:
-        v.add("rule re-solve", None, f"{rule.name} is stateful: history not in the report")
-        result = None
-    else:
-        result = rule.aggregate(batch, np.ones(len(order), dtype=np.int64), None, order)
-        delta = float(np.max(np.abs(result.coefficients - coef)))
-        same_flags = [f is None for f in result.flags] == [f is None for f in flags]
-        v.add(
-            "rule re-solve",
-            delta <= tolerance and same_flags,
-            f"max |Δcoefficient| = {delta:.3g} (tolerance {tolerance:g})"
-            + ("" if same_flags else f"; flags {result.flags} vs published {flags}"),
-        )
+    result = _resolve(v, market, store, report, rule, batch, tolerance, coef, flags)
     # -- exact: sketches
     rows = sketches(batch, bytes.fromhex((report.sketch_seed or "0x")[2:]), report.sketch_dim)
     published = [e.sketch for e in entries]
@@ -226,6 +223,71 @@ def verify_round(
     _check_model(v, report, chain_round, _model_bytes(layout, global_flat + aggregate))
     _check_proof(v, market, report, sketch is not None)
     return v
+
+
+def _resolve(
+    v: Verification,
+    market: LearningMarket,
+    store: Store,
+    report: RoundReport,
+    rule: Rule,
+    batch: QuantizedBatch,
+    tolerance: float,
+    coef: np.ndarray,
+    flags: list[str | None],
+) -> AggregationResult | None:
+    """The rule solved again on the round's batch (from the rebuilt history if stateful),
+    compared with the published coefficients and flags."""
+    order, state, note = report.batch_order, None, ""
+    if rule.stateful:
+        try:
+            state, rounds = replayed_state(market, store, report.project_id, report.round, rule)
+        except MarketError as exc:
+            v.add("rule re-solve", False, f"cannot rebuild {rule.name}'s history: {exc}")
+            return None
+        note = f"; history rebuilt from {rounds} earlier round(s)"
+    result = rule.aggregate(batch, np.ones(len(order), dtype=np.int64), state, order)
+    delta = float(np.max(np.abs(result.coefficients - coef)))
+    same_flags = [f is None for f in result.flags] == [f is None for f in flags]
+    v.add(
+        "rule re-solve",
+        delta <= tolerance and same_flags,
+        f"max |Δcoefficient| = {delta:.3g} (tolerance {tolerance:g}){note}"
+        + ("" if same_flags else f"; flags {result.flags} vs published {flags}"),
+    )
+    return result
+
+
+def replayed_state(
+    market: LearningMarket, store: Store, project_id: int, round_number: int, rule: Rule
+) -> tuple[dict | None, int]:
+    """A stateful rule's state before ``round_number`` and how many rounds built it: every
+    earlier finalized round's accepted updates (by their on-chain digests, in its published
+    batch order) aggregated in turn, starting from no history — what the aggregator's
+    database must hold. Raises MarketError when an earlier round cannot be replayed."""
+    spec = load_spec(market, store, project_id)
+    layout = layout_of(spec)
+    state, rounds = None, 0
+    for number in range(1, round_number):
+        chain_round = market.get_round(project_id, number)
+        if chain_round.state != RoundState.FINALIZED:
+            continue  # expired or cancelled: its updates never counted
+        report = RoundReport.from_bytes(get_by_digest(store, chain_round.report_digest)[1])
+        if not report.batch_order:
+            continue
+        revealed = revealed_updates(market, project_id, number)
+        updates = []
+        for trainer in report.batch_order:
+            if trainer not in revealed:
+                raise MarketError(f"round {number}: {trainer} is in the batch but revealed nothing")
+            _, update, reason = fetch_valid(store, revealed[trainer], layout, spec)
+            if update is None:
+                raise MarketError(f"round {number}: {trainer}'s update is invalid ({reason})")
+            updates.append(update)
+        counts = np.ones(len(updates), dtype=np.int64)
+        state = rule.aggregate(batch_of(updates), counts, state, report.batch_order).state
+        rounds += 1
+    return state, rounds
 
 
 def _check_proof(v: Verification, market: LearningMarket, report: RoundReport, gated: bool) -> None:

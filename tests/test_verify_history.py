@@ -1,0 +1,121 @@
+"""``market verify`` of a stateful rule: the history is rebuilt from earlier finalized
+rounds, so the re-solve is checked, not skipped — and a report solved from the wrong history
+fails it."""
+
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+import pytest
+
+from market.aggregator.service import Aggregator, layout_of
+from market.db import Database
+from market.owner import Windows, create_project
+from market.proofs.verify import verify_round
+from market.storage import EmbeddedStore, encode_update
+from market.storage.cid import digest_of_cid
+from market.trainer.model import ModelSpec
+from tests.test_verify import finalize_with
+
+WINDOWS = Windows(submission=100, reveal=100, finalize=1000)
+
+
+def _project(env, store, tmp_path, rule: str, rounds: int):
+    created = create_project(
+        env.market,
+        store,
+        env.owner,
+        aggregator=env.aggregator.address,
+        rounds=rounds,
+        reward_per_round_wei=10**18,
+        windows=WINDOWS,
+        name=f"history-{rule}",
+        model=ModelSpec(hidden=(8,)),
+        rule=rule,
+    )
+    agg = Aggregator(env.market, store, env.aggregator, Database.at(tmp_path / "agg"))
+    return created.project_id, layout_of(created.spec), agg
+
+
+def _play_round(env, store, agg, pid, layout, rng, clones: int = 3) -> int:
+    """Open a round; 5 trainers commit and reveal — the first ``clones`` near-identical and
+    large (their histories stay alike afterwards), the others independent; close the
+    reveal window."""
+    number, _ = agg.open_round(pid)
+    clone = rng.normal(size=layout.size) * 0.05
+    vectors = [clone + 1e-4 * rng.normal(size=layout.size) for _ in range(clones)]
+    vectors += [0.01 * rng.normal(size=layout.size) for _ in range(5 - clones)]
+    reveals = []
+    for i, (account, vec) in enumerate(zip(env.trainers, vectors, strict=False)):
+        salt = secrets.token_bytes(32)
+        digest = digest_of_cid(store.put(encode_update(layout.unflatten(vec), layout, i)))
+        commitment = env.market.compute_commitment(digest, account.address, salt)
+        env.market.commit_update(account, pid, number, commitment, [])
+        reveals.append((account, digest, salt))
+    env.advance(WINDOWS.submission + 1)
+    for account, digest, salt in reveals:
+        env.market.reveal_update(account, pid, number, digest, salt)
+    env.advance(WINDOWS.reveal + 1)
+    return number
+
+
+@pytest.mark.parametrize("rule", ["guard", "foolsgold"])
+def test_stateful_rule_re_solves_from_the_rebuilt_history(market_env, tmp_path, rule):
+    env = market_env
+    store = EmbeddedStore(tmp_path / "store")
+    pid, layout, agg = _project(env, store, tmp_path, rule, rounds=3)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        number = _play_round(env, store, agg, pid, layout, rng)
+        agg.finalize_round(pid, number)
+        result = verify_round(env.market, store, pid, number)
+        assert result.ok, result.failed()
+        check = next(c for c in result.checks if c.name == "rule re-solve")
+        assert check.ok is True, check
+        assert f"history rebuilt from {number - 1} earlier round(s)" in check.detail
+
+
+def test_a_round_solved_from_the_wrong_history_fails(market_env, tmp_path):
+    env = market_env
+    store = EmbeddedStore(tmp_path / "store")
+    pid, layout, agg = _project(env, store, tmp_path, "foolsgold", rounds=2)
+    rng = np.random.default_rng(2)
+    agg.finalize_round(pid, _play_round(env, store, agg, pid, layout, rng))
+    # Round 2 alone shows no clones; with round 1 in the history, three trainers look alike.
+    number = _play_round(env, store, agg, pid, layout, rng, clones=0)
+    # An aggregator that forgot round 1 (a fresh database) solves round 2 from no history.
+    forgetful = Aggregator(env.market, store, env.aggregator, Database.at(tmp_path / "fresh"))
+    report, model, _ = forgetful.compute_round(pid, number)
+    store.put(model)
+    finalize_with(env, store, forgetful, pid, number, report)
+    result = verify_round(env.market, store, pid, number)
+    failed = {c.name: c.detail for c in result.failed()}
+    assert set(failed) == {"rule re-solve"}, failed
+    assert "history rebuilt from 1 earlier round(s)" in failed["rule re-solve"]
+
+
+def test_a_computed_round_that_expired_does_not_enter_the_history(market_env, tmp_path):
+    """The aggregator computed round 1 (and saved the history after it) but never finalized
+    it; the round expired. Round 2 must start from no history, as `market verify` does."""
+    env = market_env
+    store = EmbeddedStore(tmp_path / "store")
+    pid, layout, agg = _project(env, store, tmp_path, "foolsgold", rounds=2)
+    rng = np.random.default_rng(3)
+    first = _play_round(env, store, agg, pid, layout, rng)
+    agg._record(pid, first, *_report_cid_and_state(agg, store, pid, first))
+    env.advance(WINDOWS.finalize + 1)
+    env.market.expire_round(env.outsider, pid, first)
+    number = _play_round(env, store, agg, pid, layout, rng, clones=0)
+    agg.finalize_round(pid, number)
+    result = verify_round(env.market, store, pid, number)
+    assert result.ok, result.failed()
+    check = next(c for c in result.checks if c.name == "rule re-solve")
+    assert check.ok is True and "from 0 earlier round(s)" in check.detail
+
+
+def _report_cid_and_state(agg, store, pid, number):
+    """What the aggregator records just before its finalize transaction."""
+    report, model, state = agg.compute_round(pid, number)
+    store.put(model)
+    return report, store.put(report.to_bytes()), state
