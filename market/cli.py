@@ -537,6 +537,21 @@ def trainer_claim(
 # -------------------------------------------------------------------------- aggregator
 
 
+@aggregator_app.command("rules")
+def aggregator_rules(as_json: JsonOpt = False) -> None:
+    """The aggregation rules a project can name (--rule), with their parameters' defaults
+    (--rule-param key=value overrides one)."""
+    from market.aggregator.rules import catalogue
+
+    rules = catalogue()
+    table = Table("rule", "what it does", "history", "parameters (defaults)", title="rules")
+    table.columns[3].overflow = "fold"  # a cut-off default is a wrong default
+    for r in rules:
+        params = ", ".join(f"{k}={v}" for k, v in r["parameters"].items())
+        table.add_row(r["name"], r["summary"], "yes" if r["stateful"] else "", params)
+    emit({"rules": rules}, as_json, table)
+
+
 @aggregator_app.command("open-round")
 def aggregator_open_round(
     project: ProjectOpt,

@@ -204,3 +204,14 @@ def test_an_unprovable_proof_project_is_refused_before_it_exists(chain):
     assert proc.returncode == 1
     assert re.match(r"^error: reward per round \d+ wei is too large to prove", proc.stderr)
     assert as_json("status", *common)["projects"] == []
+
+
+def test_aggregator_rules_lists_every_rule_with_its_defaults():
+    from market.aggregator.rules import RULES
+
+    listed = json.loads(market("aggregator", "rules", "--json").stdout)["rules"]
+    assert {r["name"] for r in listed} == set(RULES)
+    trimmed = next(r for r in listed if r["name"] == "trimmed_mean")
+    assert trimmed["parameters"] == {"f": None, "byzantine_fraction": 0.3, "flag_below": 0.5}
+    table = market("aggregator", "rules").stdout
+    assert "guard" in table and "byzantine_fraction=0.3" in table.replace("\n", "")

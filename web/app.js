@@ -76,18 +76,14 @@ async function projectsView() {
 
 // ------------------------------------------------------------------------- create
 
-const RULE_HINTS = {
-  fedavg: "{}",
-  krum: '{"f": 1}',
-  multi_krum: '{"f": 1, "m": 3}',
-  median: "{}",
-  trimmed_mean: '{"beta": 0.1}',
-  centered_clipping: '{"tau": 1.0}',
-  geometric_median: "{}",
-  foolsgold: "{}",
-  sybilwall: "{}",
-  flag: '{"m": 2}',
-};
+// The rules and their parameters come from the server's registry (GET /api/rules), so the
+// form offers exactly what a spec may name. guard is preselected: it equals FedAvg when
+// nobody misbehaves and resists the attacks the others do not (benchmarks/README.md).
+const DEFAULT_RULE = "guard";
+
+function ruleDefaults(rule) {
+  return Object.entries(rule.parameters).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ");
+}
 
 function field(label, input, hint) {
   return h("label", { class: "field" }, h("span", {}, label), input, hint ? h("small", {}, hint) : "");
@@ -98,9 +94,22 @@ function createView() {
   const specOut = h("div", { class: "spec-out", "data-testid": "spec-cid" });
   const inp = (name, value, attrs = {}) => h("input", { name, value, ...attrs });
   const form = h("form", { class: "create", "data-testid": "create-form", novalidate: true });
-  const rule = h("select", { name: "rule" }, Object.keys(RULE_HINTS).map((r) => h("option", { value: r }, r)));
+  const rule = h("select", { name: "rule", "data-testid": "rule-select" });
   const params = inp("rule_params", "{}");
-  rule.addEventListener("change", () => { params.value = RULE_HINTS[rule.value]; });
+  const ruleHint = h("span", { "data-testid": "rule-hint" });
+  let rules = [];
+  const describe = () => {
+    const r = rules.find((x) => x.name === rule.value);
+    ruleHint.textContent = r ? `${r.summary} Parameters (defaults): ${ruleDefaults(r) || "none"}` : "";
+  };
+  rule.addEventListener("change", () => { params.value = "{}"; describe(); });
+  api("/api/rules").then((list) => {
+    rules = list;
+    const chosen = rule.value || DEFAULT_RULE;  // a spec file loaded meanwhile wins
+    rule.replaceChildren(...list.map((r) => h("option", { value: r.name }, r.name)));
+    rule.value = list.some((r) => r.name === chosen) ? chosen : list[0].name;
+    describe();
+  }).catch((err) => ruleHint.replaceChildren(errorBox(err)));
   const admission = h("select", { name: "admission" },
     h("option", { value: "open" }, "open (anyone may submit)"),
     h("option", { value: "meritrank" }, "MeritRank (top-k by reputation + newcomers)"));
@@ -128,7 +137,7 @@ function createView() {
       field("Hidden layers", inp("hidden", "32"), "comma-separated widths"),
       field("Classes", inp("num_classes", "10", { type: "number" })),
       field("Aggregation rule", rule),
-      field("Rule parameters (JSON)", params),
+      field("Rule parameters (JSON)", params, ruleHint),
       field("Admission", admission),
       field("top k / newcomer quota", h("span", {}, inp("top_k", "10", { type: "number", class: "short" }),
         inp("newcomer_quota", "3", { type: "number", class: "short" })), "MeritRank only"),

@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
+from market.aggregator.rules import catalogue
 from market.chain import ContractRevert, chain_time
 from market.errors import ChainError, ConfigError, MarketError, ReputationError, StorageError
 from market.serving import error_response
@@ -105,6 +106,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ]
 
     # -- projects and rounds ----------------------------------------------------------
+
+    @app.get("/api/rules")
+    def rules() -> list[dict[str, Any]]:
+        return catalogue()
 
     @app.get("/api/projects")
     def projects() -> list[dict[str, Any]]:

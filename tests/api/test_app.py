@@ -65,6 +65,17 @@ def test_health_reports_the_dev_chain(client: TestClient, stack: DevStack) -> No
     assert body["contract"] == stack.market.address
 
 
+def test_rules_come_from_the_registry_and_every_default_is_accepted(client: TestClient) -> None:
+    from market.aggregator.rules import RULES, get_rule
+
+    rules = client.get("/api/rules").json()
+    assert [r["name"] for r in rules] == list(RULES)
+    by_name = {r["name"]: r for r in rules}
+    assert by_name["guard"]["stateful"] and not by_name["krum"]["stateful"]
+    for r in rules:  # the listed defaults are exactly what each rule accepts
+        assert get_rule(r["name"], **r["parameters"]).params == r["parameters"]
+
+
 def test_dev_accounts_listed_with_roles(client: TestClient) -> None:
     accounts = client.get("/api/accounts").json()
     assert len(accounts) == 10 and accounts[1]["role"] == "owner"

@@ -55,6 +55,11 @@ def test_owner_creates_a_project_and_watches_a_round_finish_live(page, stack: De
     assert "owner" in page.locator("[data-testid=account-picker] option:checked").inner_text()
     page.fill("input[name=name]", "browser project")
     page.fill("input[name=hidden]", "16")
+    # The rule list is the server's registry; guard is preselected; the hint shows defaults.
+    page.wait_for_selector("select[name=rule] option[value=guard]", state="attached")
+    assert page.input_value("select[name=rule]") == "guard"
+    page.select_option("select[name=rule]", "trimmed_mean")
+    assert "byzantine_fraction=0.3" in page.locator("[data-testid=rule-hint]").inner_text()
     page.select_option("select[name=rule]", "sybilwall")
     page.click("[data-testid=publish-spec]")
     cid = page.locator("[data-testid=published-cid]").inner_text()

@@ -11,7 +11,7 @@ from market.aggregator.rules.base import (
     weighted_sum,
 )
 from market.aggregator.rules.gram import cosines_from_gram, distances_from_gram, gram
-from market.aggregator.rules.registry import RULES, get_rule
+from market.aggregator.rules.registry import RULES, catalogue, get_rule
 
 __all__ = [
     "BLOCK_SIZE",
@@ -21,6 +21,7 @@ __all__ = [
     "ChunkSource",
     "QuantizedBatch",
     "Rule",
+    "catalogue",
     "cosines_from_gram",
     "dequantize",
     "distances_from_gram",

@@ -42,3 +42,17 @@ def get_rule(name: str, **params: Any) -> Rule:
             f"unknown aggregation rule {name!r}; choose one of: {', '.join(sorted(RULES))}"
         ) from None
     return cls(**params)
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """Every rule a project can name: its name, one-line summary, whether it keeps history
+    across rounds, and its parameters with their defaults (what a spec may override)."""
+    return [
+        {
+            "name": name,
+            "summary": (cls.__doc__ or "").strip().splitlines()[0],
+            "stateful": cls.stateful,
+            "parameters": dict(cls.defaults),
+        }
+        for name, cls in RULES.items()
+    ]
