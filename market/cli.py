@@ -305,7 +305,9 @@ def owner_create_project(
     submission_window: Annotated[int, typer.Option(help="Commit window, seconds.")] = 120,
     reveal_window: Annotated[int, typer.Option(help="Reveal window, seconds.")] = 120,
     finalize_window: Annotated[int, typer.Option(help="Finalize window, seconds.")] = 3600,
-    rule: Annotated[str, typer.Option(help="Aggregation rule name.")] = "fedavg",
+    rule: Annotated[
+        str, typer.Option(help="Aggregation rule (market aggregator rules lists them).")
+    ] = "guard",
     rule_param: Annotated[list[str] | None, typer.Option(help="Rule parameter key=value.")] = None,
     hidden: Annotated[str, typer.Option(help="Hidden layer widths, comma-separated.")] = "64,64",
     aggregator: Annotated[str | None, typer.Option(help="Aggregator address.")] = None,

@@ -41,7 +41,7 @@ def publish_spec(
     name: str,
     model: ModelSpec,
     seed: int = 0,
-    rule: str = "fedavg",
+    rule: str = "guard",
     rule_params: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
     max_update_norm: float | None = None,

@@ -23,7 +23,7 @@ class ProjectSpec:
     layout: list[list[Any]]  # [[tensor name, shape], …] in the model's order
     initial_model: str
     data_schema: str = "digits-8x8"
-    rule: str = "fedavg"
+    rule: str = "guard"
     rule_params: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(
         default_factory=lambda: {"epochs": 5, "lr": 0.2, "batch_size": 16}

@@ -38,7 +38,7 @@ class SpecRequest(BaseModel):
     hidden: list[int] = Field(default_factory=lambda: [64, 64], max_length=16)
     num_classes: int = Field(10, ge=2, le=100_000)
     seed: int = 0
-    rule: str = "fedavg"
+    rule: str = "guard"
     rule_params: dict[str, Any] = Field(default_factory=dict)
     admission: dict[str, Any] = Field(default_factory=lambda: {"policy": "open"})
     max_update_norm: float | None = Field(None, gt=0)
