@@ -76,7 +76,7 @@ def test_stateful_rule_re_solves_from_the_rebuilt_history(market_env, tmp_path, 
         assert f"history rebuilt from {number - 1} earlier round(s)" in check.detail
 
 
-def test_a_round_solved_from_the_wrong_history_fails(market_env, tmp_path):
+def test_a_round_solved_from_the_wrong_history_fails(market_env, tmp_path, monkeypatch):
     env = market_env
     store = EmbeddedStore(tmp_path / "store")
     pid, layout, agg = _project(env, store, tmp_path, "foolsgold", rounds=2)
@@ -84,15 +84,30 @@ def test_a_round_solved_from_the_wrong_history_fails(market_env, tmp_path):
     agg.finalize_round(pid, _play_round(env, store, agg, pid, layout, rng))
     # Round 2 alone shows no clones; with round 1 in the history, three trainers look alike.
     number = _play_round(env, store, agg, pid, layout, rng, clones=0)
-    # An aggregator that forgot round 1 (a fresh database) solves round 2 from no history.
-    forgetful = Aggregator(env.market, store, env.aggregator, Database.at(tmp_path / "fresh"))
-    report, model, _ = forgetful.compute_round(pid, number)
+    # An aggregator that ignores round 1 solves round 2 from no history.
+    monkeypatch.setattr(agg, "_load_state", lambda *_: None)
+    report, model, _ = agg.compute_round(pid, number)
     store.put(model)
-    finalize_with(env, store, forgetful, pid, number, report)
+    finalize_with(env, store, agg, pid, number, report)
     result = verify_round(env.market, store, pid, number)
     failed = {c.name: c.detail for c in result.failed()}
     assert set(failed) == {"rule re-solve"}, failed
     assert "history rebuilt from 1 earlier round(s)" in failed["rule re-solve"]
+
+
+def test_an_aggregator_that_lost_its_database_rebuilds_the_history(market_env, tmp_path):
+    env = market_env
+    store = EmbeddedStore(tmp_path / "store")
+    pid, layout, agg = _project(env, store, tmp_path, "foolsgold", rounds=2)
+    rng = np.random.default_rng(2)
+    agg.finalize_round(pid, _play_round(env, store, agg, pid, layout, rng))
+    number = _play_round(env, store, agg, pid, layout, rng, clones=0)
+    fresh = Aggregator(env.market, store, env.aggregator, Database.at(tmp_path / "fresh"))
+    ours, _, _ = fresh.compute_round(pid, number)
+    theirs, _, _ = agg.compute_round(pid, number)
+    assert [e.coefficient for e in ours.submissions] == [e.coefficient for e in theirs.submissions]
+    fresh.finalize_round(pid, number)
+    assert verify_round(env.market, store, pid, number).ok
 
 
 def test_a_computed_round_that_expired_does_not_enter_the_history(market_env, tmp_path):

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from market.aggregator.report import RoundReport, SubmissionEntry
 from market.aggregator.rewards import SCORE_SCALE, split_rewards, to_points
-from market.aggregator.rules import QuantizedBatch, get_rule, gram
+from market.aggregator.rules import QuantizedBatch, Rule, get_rule, gram
 from market.aggregator.scoring import ALIGNMENT_FLOOR, NORM_FLOOR, ScoreDetail, score_details
 from market.chain import LearningMarket, RoundState, TxResult
 from market.db import Database, RoundRecord, TrainerHistory
@@ -135,6 +135,39 @@ def layout_of(spec: ProjectSpec) -> ModelLayout:
     return ModelLayout(tuple((name, tuple(shape)) for name, shape in spec.layout))
 
 
+def replayed_state(
+    market: LearningMarket, store: Store, project_id: int, round_number: int, rule: Rule
+) -> tuple[dict | None, int]:
+    """A stateful rule's state before ``round_number`` and how many rounds built it: every
+    earlier finalized round's accepted updates (by their on-chain digests, in its published
+    batch order) aggregated in turn, starting from no history — what the aggregator's
+    database must hold, and what it starts from without one (a lost database). Raises
+    AggregationError when an earlier round cannot be replayed."""
+    spec = load_spec(market, store, project_id)
+    layout = layout_of(spec)
+    state, rounds = None, 0
+    for number in range(1, round_number):
+        chain_round = market.get_round(project_id, number)
+        if chain_round.state != RoundState.FINALIZED:
+            continue  # expired or cancelled: its updates never counted
+        report = RoundReport.from_bytes(get_by_digest(store, chain_round.report_digest)[1])
+        if not report.batch_order:
+            continue
+        revealed = revealed_updates(market, project_id, number)
+        updates = []
+        for trainer in report.batch_order:
+            if trainer not in revealed:
+                raise AggregationError(f"round {number}: {trainer} is batched but never revealed")
+            _, update, reason = fetch_valid(store, revealed[trainer], layout, spec)
+            if update is None:
+                raise AggregationError(f"round {number}: {trainer}'s update is invalid ({reason})")
+            updates.append(update)
+        counts = np.ones(len(updates), dtype=np.int64)
+        state = rule.aggregate(batch_of(updates), counts, state, report.batch_order).state
+        rounds += 1
+    return state, rounds
+
+
 class Aggregator:
     """One aggregator account serving projects on one market contract."""
 
@@ -202,7 +235,7 @@ class Aggregator:
                 batch,
                 sample_counts=np.ones(len(accepted), dtype=np.int64),
                 ids=order,
-                state=self._load_state(project_id, round_number, rule.name),
+                state=self._load_state(project_id, round_number, rule),
             )
             new_state = result.state
             evidence = result.evidence
@@ -374,13 +407,16 @@ class Aggregator:
             )
         )
 
-    def _load_state(self, project_id: int, round_number: int, rule: str) -> dict | None:
-        """The rule's history before ``round_number``."""
+    def _load_state(self, project_id: int, round_number: int, rule: Rule) -> dict | None:
+        """The rule's history before ``round_number``: from the database, or rebuilt from
+        the earlier finalized rounds when the database has none (a new or lost one)."""
+        if not rule.stateful:
+            return None
         with self.db.session() as s:
-            row = self._history(s, project_id, rule)
-            if row is None:
-                return None
-            return self._state_before(project_id, json.loads(row.state_json), round_number)
+            row = self._history(s, project_id, rule.name)
+            if row is not None:
+                return self._state_before(project_id, json.loads(row.state_json), round_number)
+        return replayed_state(self.market, self.store, project_id, round_number, rule)[0]
 
     def _state_before(self, project_id: int, saved: dict, round_number: int) -> dict | None:
         """The history a round starts from, given the row saved for the last round computed.
@@ -405,7 +441,9 @@ class Aggregator:
                 contract=self.market.address, project_id=project_id, rule=rule, state_json=""
             )
             session.add(row)
-            before = None
+            spec = load_spec(self.market, self.store, project_id)
+            stateful = get_rule(spec.rule, **spec.rule_params)
+            before = replayed_state(self.market, self.store, project_id, round_number, stateful)[0]
         else:
             before = self._state_before(project_id, json.loads(row.state_json), round_number)
         row.state_json = json.dumps(

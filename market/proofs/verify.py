@@ -41,6 +41,7 @@ from market.aggregator.service import (
     gram_digest,
     layout_of,
     load_spec,
+    replayed_state,
     revealed_updates,
 )
 from market.chain import LearningMarket, RoundState
@@ -256,38 +257,6 @@ def _resolve(
         + ("" if same_flags else f"; flags {result.flags} vs published {flags}"),
     )
     return result
-
-
-def replayed_state(
-    market: LearningMarket, store: Store, project_id: int, round_number: int, rule: Rule
-) -> tuple[dict | None, int]:
-    """A stateful rule's state before ``round_number`` and how many rounds built it: every
-    earlier finalized round's accepted updates (by their on-chain digests, in its published
-    batch order) aggregated in turn, starting from no history — what the aggregator's
-    database must hold. Raises MarketError when an earlier round cannot be replayed."""
-    spec = load_spec(market, store, project_id)
-    layout = layout_of(spec)
-    state, rounds = None, 0
-    for number in range(1, round_number):
-        chain_round = market.get_round(project_id, number)
-        if chain_round.state != RoundState.FINALIZED:
-            continue  # expired or cancelled: its updates never counted
-        report = RoundReport.from_bytes(get_by_digest(store, chain_round.report_digest)[1])
-        if not report.batch_order:
-            continue
-        revealed = revealed_updates(market, project_id, number)
-        updates = []
-        for trainer in report.batch_order:
-            if trainer not in revealed:
-                raise MarketError(f"round {number}: {trainer} is in the batch but revealed nothing")
-            _, update, reason = fetch_valid(store, revealed[trainer], layout, spec)
-            if update is None:
-                raise MarketError(f"round {number}: {trainer}'s update is invalid ({reason})")
-            updates.append(update)
-        counts = np.ones(len(updates), dtype=np.int64)
-        state = rule.aggregate(batch_of(updates), counts, state, report.batch_order).state
-        rounds += 1
-    return state, rounds
 
 
 def _check_proof(v: Verification, market: LearningMarket, report: RoundReport, gated: bool) -> None:

@@ -9,6 +9,7 @@ import pytest
 from safetensors.numpy import save
 
 from market.aggregator.report import RoundReport
+from market.aggregator.rules import get_rule
 from market.aggregator.service import Aggregator, layout_of
 from market.chain import RoundState
 from market.db import Database
@@ -231,7 +232,7 @@ def test_rule_history_survives_a_crash_before_and_after_finalize(world):
     assert again.to_bytes() == first.to_bytes() and again_state == state
     outcome = agg.finalize_round(pid, number)
     assert outcome.report.to_bytes() == first.to_bytes()
-    assert agg._load_state(pid, number + 1, "sybilwall") == state
+    assert agg._load_state(pid, number + 1, get_rule("sybilwall")) == state
 
 
 def test_update_norm_matches_the_dense_norm():
