@@ -53,6 +53,12 @@ def round_ready(market_env, tmp_path):
     ]
     blobs.append(encode_update(layout.unflatten(0.01 * rng.normal(size=layout.size)), layout, 9))
     blobs.append(b"not a safetensors file")
+    commit_and_reveal(env, store, pid, number, blobs)
+    return env, store, agg, pid, number
+
+
+def commit_and_reveal(env, store, pid: int, number: int, blobs: list[bytes]) -> None:
+    """Trainer i commits then reveals blob i; both windows are closed afterwards."""
     reveals = []
     for account, blob in zip(env.trainers, blobs, strict=False):
         salt = secrets.token_bytes(32)
@@ -64,7 +70,6 @@ def round_ready(market_env, tmp_path):
     for account, digest, salt in reveals:
         env.market.reveal_update(account, pid, number, digest, salt)
     env.advance(WINDOWS.reveal + 1)
-    return env, store, agg, pid, number
 
 
 def finalize_with(env, store, agg, pid, number, report: RoundReport, model_digest=None):

@@ -4,21 +4,16 @@ fails it."""
 
 from __future__ import annotations
 
-import secrets
-
 import numpy as np
 import pytest
 
 from market.aggregator.service import Aggregator, layout_of
 from market.db import Database
-from market.owner import Windows, create_project
+from market.owner import create_project
 from market.proofs.verify import verify_round
 from market.storage import EmbeddedStore, encode_update
-from market.storage.cid import digest_of_cid
 from market.trainer.model import ModelSpec
-from tests.test_verify import finalize_with
-
-WINDOWS = Windows(submission=100, reveal=100, finalize=1000)
+from tests.test_verify import WINDOWS, commit_and_reveal, finalize_with
 
 
 def _project(env, store, tmp_path, rule: str, rounds: int):
@@ -46,17 +41,8 @@ def _play_round(env, store, agg, pid, layout, rng, clones: int = 3) -> int:
     clone = rng.normal(size=layout.size) * 0.05
     vectors = [clone + 1e-4 * rng.normal(size=layout.size) for _ in range(clones)]
     vectors += [0.01 * rng.normal(size=layout.size) for _ in range(5 - clones)]
-    reveals = []
-    for i, (account, vec) in enumerate(zip(env.trainers, vectors, strict=False)):
-        salt = secrets.token_bytes(32)
-        digest = digest_of_cid(store.put(encode_update(layout.unflatten(vec), layout, i)))
-        commitment = env.market.compute_commitment(digest, account.address, salt)
-        env.market.commit_update(account, pid, number, commitment, [])
-        reveals.append((account, digest, salt))
-    env.advance(WINDOWS.submission + 1)
-    for account, digest, salt in reveals:
-        env.market.reveal_update(account, pid, number, digest, salt)
-    env.advance(WINDOWS.reveal + 1)
+    blobs = [encode_update(layout.unflatten(v), layout, i) for i, v in enumerate(vectors)]
+    commit_and_reveal(env, store, pid, number, blobs)
     return number
 
 
@@ -76,14 +62,22 @@ def test_stateful_rule_re_solves_from_the_rebuilt_history(market_env, tmp_path, 
         assert f"history rebuilt from {number - 1} earlier round(s)" in check.detail
 
 
-def test_a_round_solved_from_the_wrong_history_fails(market_env, tmp_path, monkeypatch):
+@pytest.fixture
+def second_round(market_env, tmp_path):
+    """FoolsGold project: round 1 (three look-alikes) finalized, round 2 (no look-alikes)
+    revealed. Round 2 alone shows no clones; with round 1 in the history, three trainers
+    look alike — so its coefficients depend on the history."""
     env = market_env
     store = EmbeddedStore(tmp_path / "store")
     pid, layout, agg = _project(env, store, tmp_path, "foolsgold", rounds=2)
     rng = np.random.default_rng(2)
     agg.finalize_round(pid, _play_round(env, store, agg, pid, layout, rng))
-    # Round 2 alone shows no clones; with round 1 in the history, three trainers look alike.
     number = _play_round(env, store, agg, pid, layout, rng, clones=0)
+    return env, store, agg, pid, number
+
+
+def test_a_round_solved_from_the_wrong_history_fails(second_round, monkeypatch):
+    env, store, agg, pid, number = second_round
     # An aggregator that ignores round 1 solves round 2 from no history.
     monkeypatch.setattr(agg, "_load_state", lambda *_: None)
     report, model, _ = agg.compute_round(pid, number)
@@ -95,13 +89,8 @@ def test_a_round_solved_from_the_wrong_history_fails(market_env, tmp_path, monke
     assert "history rebuilt from 1 earlier round(s)" in failed["rule re-solve"]
 
 
-def test_an_aggregator_that_lost_its_database_rebuilds_the_history(market_env, tmp_path):
-    env = market_env
-    store = EmbeddedStore(tmp_path / "store")
-    pid, layout, agg = _project(env, store, tmp_path, "foolsgold", rounds=2)
-    rng = np.random.default_rng(2)
-    agg.finalize_round(pid, _play_round(env, store, agg, pid, layout, rng))
-    number = _play_round(env, store, agg, pid, layout, rng, clones=0)
+def test_an_aggregator_that_lost_its_database_rebuilds_the_history(second_round, tmp_path):
+    env, store, agg, pid, number = second_round
     fresh = Aggregator(env.market, store, env.aggregator, Database.at(tmp_path / "fresh"))
     ours, _, _ = fresh.compute_round(pid, number)
     theirs, _, _ = agg.compute_round(pid, number)
