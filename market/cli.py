@@ -549,7 +549,9 @@ def aggregator_rules(as_json: JsonOpt = False) -> None:
     table = Table("rule", "what it does", "history", "parameters (defaults)", title="rules")
     table.columns[3].overflow = "fold"  # a cut-off default is a wrong default
     for r in rules:
-        params = ", ".join(f"{k}={v}" for k, v in r["parameters"].items())
+        params = "\n".join(
+            f"{k}={json.dumps(v)}: {r['help'][k]}" for k, v in r["parameters"].items()
+        )
         table.add_row(r["name"], r["summary"], "yes" if r["stateful"] else "", params)
     emit({"rules": rules}, as_json, table)
 

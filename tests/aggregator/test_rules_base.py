@@ -100,3 +100,12 @@ def test_every_rule_has_json_params() -> None:
         rule = get_rule(name)
         assert rule.name == name == cls.name
         json.dumps(rule.params)
+
+
+def test_every_parameter_of_every_rule_is_documented() -> None:
+    """`market aggregator rules` prints a line per parameter: none may be missing."""
+    from market.aggregator.rules import catalogue
+
+    for rule in catalogue():
+        assert list(rule["help"]) == list(rule["parameters"]), rule["name"]
+        assert all(rule["help"].values()), (rule["name"], rule["help"])

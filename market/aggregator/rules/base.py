@@ -247,6 +247,20 @@ class AggregationResult:
     gram: np.ndarray | None = None
 
 
+COMMON_HELP: dict[str, str] = {
+    "f": "updates assumed Byzantine; null: ⌊byzantine_fraction·n⌋",
+    "byzantine_fraction": "fraction of updates assumed Byzantine when f is null",
+    "max_samples": "cap on each trainer's self-reported sample count",
+    "history": "compare each trainer's accumulated updates across rounds (needs ids), "
+    "not this round's alone",
+    "sketch_dim": "size of the per-trainer history sketch (a power of two; exact when the "
+    "model has no more parameters)",
+    "flag_below": "flag updates kept on less than this multiple of the average share of "
+    "coordinates (0: off)",
+    "kappa": "confidence κ of the logit squash",
+}
+
+
 class Rule(ABC):
     """A robust aggregation rule: a name, JSON-serialisable params, one method."""
 
@@ -254,6 +268,15 @@ class Rule(ABC):
     stateful: bool = False
     # Every accepted parameter with its default; anything else is refused by name.
     defaults: dict[str, Any] = {}
+    # One line per parameter for users (`market aggregator rules`); COMMON_HELP covers the
+    # parameters several rules share.
+    parameter_help: dict[str, str] = {}
+
+    @classmethod
+    def parameter_docs(cls) -> dict[str, str]:
+        """What each parameter does, in ``defaults`` order."""
+        known = {**COMMON_HELP, **cls.parameter_help}
+        return {k: known.get(k, "") for k in cls.defaults}
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))

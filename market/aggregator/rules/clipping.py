@@ -47,6 +47,12 @@ class CenteredClipping(GramRule):
 
     name = "centered_clipping"
     defaults: dict[str, Any] = {"tau": None, "iterations": 3, "init": "zero", "flag_factor": 3.0}
+    parameter_help = {
+        "tau": "clipping radius; null: the median distance to the centre at each step",
+        "iterations": "clipping steps",
+        "init": "'zero' (ByzFL's start) or 'mean'",
+        "flag_factor": "flag updates farther than flag_factor·τ on the last step",
+    }
 
     def _validate(self) -> None:
         tau = self.params["tau"]

@@ -309,6 +309,9 @@ class TrimmedMean(CoordinateRule):
 
     name = "trimmed_mean"
     defaults: dict[str, Any] = {"f": None, "byzantine_fraction": 0.3, "flag_below": 0.5}
+    parameter_help = {
+        "f": "values dropped at each end of every coordinate; null: ⌊byzantine_fraction·n⌋"
+    }
 
     def _validate(self) -> None:
         f = self.params["f"]

@@ -118,11 +118,22 @@ class Flag(GramRule):
         "clip": 3.0,
         "flag_sine": 1.0,
     }
+    parameter_help = {
+        "m": "subspace dimension; null: n − f",
+        "lambda_": "weight λ of the pairwise-difference term",
+        "max_iter": "IRLS steps at most",
+        "tol": "stop when sin²θ moves less than this",
+        "eps": "IRLS regulariser ε",
+        "scale": "how the aggregate's scale is restored: weighted_clip, median_norm, mean "
+        "or reference (unit vectors, the paper's)",
+        "clip": "weighted_clip: clip at this multiple of the median norm per sample",
+        "flag_sine": "flag updates whose sin θ to the subspace exceeds this (≥ 1: off)",
+    }
 
     def _validate(self) -> None:
         m = self.params["m"]
         if m is not None and (not isinstance(m, int) or m < 1):
-            raise self._param_error("m", "must be a positive integer or null (n − 2f)")
+            raise self._param_error("m", "must be a positive integer or null (n − f)")
         if float(self.params["lambda_"]) < 0:
             raise self._param_error("lambda_", "must be non-negative")
         if self.params["scale"] not in ("weighted_clip", "median_norm", "mean", "reference"):

@@ -179,6 +179,11 @@ class SybilWall(_SimilarityRule):
         "byzantine": "none",
         "clip_iterations": 3,
     }
+    parameter_help = {
+        "byzantine": "'none' (the paper) or 'clip': also clip each weight around the "
+        "centered-clipping centre",
+        "clip_iterations": "centered-clipping steps that place that centre",
+    }
 
     def _validate(self) -> None:
         super()._validate()

@@ -61,6 +61,13 @@ class GeometricMedian(GramRule):
         "init": "mean",
         "weighted": False,
     }
+    parameter_help = {
+        "nu": "floor on the distances in the Weiszfeld weights (smoothing)",
+        "max_iter": "Weiszfeld steps at most",
+        "tol": "stop when a step moves the median less than tol × its norm (0: never)",
+        "init": "'mean' or 'zero' (ByzFL's start)",
+        "weighted": "weigh by sample counts (RFA); off because counts are self-reported",
+    }
 
     def _validate(self) -> None:
         if float(self.params["nu"]) <= 0:

@@ -81,6 +81,23 @@ class Guard(GramRule):
         "weiszfeld_iter": 50,
         "clip": 3.0,
     }
+    parameter_help = {
+        "similar_lo": "near-duplicate kernel: history cosine where the discount starts",
+        "similar_hi": "near-duplicate kernel: history cosine where a copy counts fully",
+        "clone_power": "each of k look-alikes weighs 1/k^p (p = 2: together 1/k of one)",
+        "group_lo": "group kernel: history cosine where members start to count as copies",
+        "group_hi": "group kernel: history cosine where members count fully",
+        "group_min": "look-alikes above group_lo that make a history a group member",
+        "oppose_lo": "cosine to the robust centre (of the history; this round's without "
+        "ids) at or below which an update gets weight 0",
+        "oppose_hi": "… at or above which it keeps its full weight",
+        "round_oppose_lo": "with history, the same gate on this round's cosine: weight 0",
+        "round_oppose_hi": "… full weight",
+        "drop": "drop updates above this multiple of the median norm per sample",
+        "clip": "scale down updates above this multiple of the median norm per sample",
+        "centre_iter": "re-centring steps of the direction gate",
+        "weiszfeld_iter": "Weiszfeld steps of the starting (geometric-median) centre",
+    }
 
     def _validate(self) -> None:
         k = self.params["sketch_dim"]

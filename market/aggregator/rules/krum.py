@@ -37,6 +37,11 @@ def ranking(scores: np.ndarray) -> np.ndarray:
 
 class _KrumBase(GramRule):
     defaults: dict[str, Any] = {"f": None, "byzantine_fraction": 0.3, "neighbours": "byzfl"}
+    parameter_help = {
+        "neighbours": "'byzfl': score = mean squared distance to the n − f − 1 nearest; "
+        "'blanchard': the paper's n − f − 2 (same ranking)",
+        "m": "how many best-scored updates to average; null: n − f",
+    }
 
     def _validate(self) -> None:
         f = self.params["f"]

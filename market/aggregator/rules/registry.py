@@ -46,13 +46,15 @@ def get_rule(name: str, **params: Any) -> Rule:
 
 def catalogue() -> list[dict[str, Any]]:
     """Every rule a project can name: its name, one-line summary, whether it keeps history
-    across rounds, and its parameters with their defaults (what a spec may override)."""
+    across rounds, its parameters with their defaults (what a spec may override) and a line
+    on what each does."""
     return [
         {
             "name": name,
             "summary": (cls.__doc__ or "").strip().splitlines()[0],
             "stateful": cls.stateful,
             "parameters": dict(cls.defaults),
+            "help": cls.parameter_docs(),
         }
         for name, cls in RULES.items()
     ]
