@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
@@ -26,6 +28,7 @@ from market.aggregator.report import RoundReport, SubmissionEntry
 from market.aggregator.rewards import SCORE_SCALE, split_rewards, to_points
 from market.aggregator.rules import QuantizedBatch, Rule, get_rule, gram
 from market.aggregator.scoring import ALIGNMENT_FLOOR, NORM_FLOOR, ScoreDetail, score_details
+from market.aggregator.spool import SpooledBatch
 from market.chain import LearningMarket, RoundState, TxResult
 from market.db import Database, RoundRecord, TrainerHistory
 from market.errors import AggregationError, StorageError, UpdateFormatError
@@ -201,7 +204,17 @@ class Aggregator:
     def compute_round(
         self, project_id: int, round_number: int
     ) -> tuple[RoundReport, bytes, dict | None]:
-        """The report, new model bytes and rule state, from chain state and the store alone."""
+        """The report, new model bytes and rule state, from chain state and the store alone.
+
+        Accepted updates are spooled to a scratch directory as they are validated and the
+        passes stream them from there (:mod:`market.aggregator.spool`): memory stays
+        O(n·chunk) instead of the n×d update matrix."""
+        with tempfile.TemporaryDirectory(prefix="market-round-") as scratch:
+            return self._compute_round(project_id, round_number, Path(scratch))
+
+    def _compute_round(
+        self, project_id: int, round_number: int, scratch: Path
+    ) -> tuple[RoundReport, bytes, dict | None]:
         spec = load_spec(self.market, self.store, project_id)
         layout = layout_of(spec)
         chain_round = self.market.get_round(project_id, round_number)
@@ -210,13 +223,15 @@ class Aggregator:
 
         revealed = revealed_updates(self.market, project_id, round_number)
         entries: dict[str, SubmissionEntry] = {}
-        accepted: list[tuple[str, str, object]] = []
+        accepted: list[tuple[str, str]] = []
+        batch = SpooledBatch(scratch, layout.size)
         for trainer, digest in sorted(revealed.items()):
             cid, update, reason = self._fetch_valid(digest, layout, spec)
             if update is None:
                 entries[trainer] = SubmissionEntry(trainer, cid, "rejected", reason, 0.0, 0, 0)
             else:
-                accepted.append((trainer, cid, update))
+                batch.add(update)
+                accepted.append((trainer, cid))
 
         rule = get_rule(spec.rule, **spec.rule_params)
         evidence: dict = {}
@@ -225,12 +240,11 @@ class Aggregator:
         seed_number, seed_hash = seed_block(self.market.w3, chain_round.reveal_deadline)
         circuit = self.circuit(project_id)
         sketch_dim = circuit.sketch_dim if circuit else SKETCH_DIM
-        order = [trainer for trainer, _, _ in accepted]
+        order = [trainer for trainer, _ in accepted]
         sketch_rows: list[list[float]] = []
         details: list[ScoreDetail] = []
         gram_hex: str | None = None
         if accepted:
-            batch = batch_of([u for _, _, u in accepted])
             result = rule.aggregate(
                 batch,
                 sample_counts=np.ones(len(accepted), dtype=np.int64),
@@ -249,7 +263,7 @@ class Aggregator:
             details = score_details(result.coefficients, result.flags, g, sketch)
             points = to_points([d.score for d in details])
             rewards = split_rewards(chain_round.budget, points)
-            for i, (trainer, cid, _) in enumerate(accepted):
+            for i, (trainer, cid) in enumerate(accepted):
                 flag = result.flags[i]
                 entries[trainer] = SubmissionEntry(
                     trainer,
