@@ -89,12 +89,20 @@ def test_a_round_solved_from_the_wrong_history_fails(second_round, monkeypatch):
     assert "history rebuilt from 1 earlier round(s)" in failed["rule re-solve"]
 
 
-def test_an_aggregator_that_lost_its_database_rebuilds_the_history(second_round, tmp_path):
+def test_an_aggregator_that_lost_its_database_rebuilds_the_history(
+    second_round, tmp_path, monkeypatch
+):
     env, store, agg, pid, number = second_round
     fresh = Aggregator(env.market, store, env.aggregator, Database.at(tmp_path / "fresh"))
     ours, _, _ = fresh.compute_round(pid, number)
     theirs, _, _ = agg.compute_round(pid, number)
     assert [e.coefficient for e in ours.submissions] == [e.coefficient for e in theirs.submissions]
+
+    def replay_again(*_):
+        raise AssertionError("the rebuilt history was not stored")
+
+    # Rebuilt once: finalizing (which computes again and records) reads it from the database.
+    monkeypatch.setattr("market.aggregator.service.replayed_state", replay_again)
     fresh.finalize_round(pid, number)
     assert verify_round(env.market, store, pid, number).ok
 

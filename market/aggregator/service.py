@@ -140,15 +140,15 @@ def layout_of(spec: ProjectSpec) -> ModelLayout:
 
 def replayed_state(
     market: LearningMarket, store: Store, project_id: int, round_number: int, rule: Rule
-) -> tuple[dict | None, int]:
-    """A stateful rule's state before ``round_number`` and how many rounds built it: every
+) -> tuple[dict | None, list[int]]:
+    """A stateful rule's state before ``round_number`` and the rounds that built it: every
     earlier finalized round's accepted updates (by their on-chain digests, in its published
     batch order) aggregated in turn, starting from no history — what the aggregator's
     database must hold, and what it starts from without one (a lost database). Raises
     AggregationError when an earlier round cannot be replayed."""
     spec = load_spec(market, store, project_id)
     layout = layout_of(spec)
-    state, rounds = None, 0
+    state, replayed = None, []
     for number in range(1, round_number):
         chain_round = market.get_round(project_id, number)
         if chain_round.state != RoundState.FINALIZED:
@@ -167,8 +167,8 @@ def replayed_state(
             updates.append(update)
         counts = np.ones(len(updates), dtype=np.int64)
         state = rule.aggregate(batch_of(updates), counts, state, report.batch_order).state
-        rounds += 1
-    return state, rounds
+        replayed.append(number)
+    return state, replayed
 
 
 class Aggregator:
@@ -423,14 +423,19 @@ class Aggregator:
 
     def _load_state(self, project_id: int, round_number: int, rule: Rule) -> dict | None:
         """The rule's history before ``round_number``: from the database, or rebuilt from
-        the earlier finalized rounds when the database has none (a new or lost one)."""
+        the earlier finalized rounds when the database has none (a new or lost one) — then
+        stored as the history after the last of them, so it is rebuilt only once."""
         if not rule.stateful:
             return None
         with self.db.session() as s:
             row = self._history(s, project_id, rule.name)
             if row is not None:
                 return self._state_before(project_id, json.loads(row.state_json), round_number)
-        return replayed_state(self.market, self.store, project_id, round_number, rule)[0]
+        state, replayed = replayed_state(self.market, self.store, project_id, round_number, rule)
+        if replayed:
+            with self.db.session() as s:
+                self._save_state(s, project_id, replayed[-1], rule.name, state)
+        return state
 
     def _state_before(self, project_id: int, saved: dict, round_number: int) -> dict | None:
         """The history a round starts from, given the row saved for the last round computed.
@@ -455,9 +460,7 @@ class Aggregator:
                 contract=self.market.address, project_id=project_id, rule=rule, state_json=""
             )
             session.add(row)
-            spec = load_spec(self.market, self.store, project_id)
-            stateful = get_rule(spec.rule, **spec.rule_params)
-            before = replayed_state(self.market, self.store, project_id, round_number, stateful)[0]
+            before = None
         else:
             before = self._state_before(project_id, json.loads(row.state_json), round_number)
         row.state_json = json.dumps(

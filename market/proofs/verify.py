@@ -242,11 +242,11 @@ def _resolve(
     order, state, note = report.batch_order, None, ""
     if rule.stateful:
         try:
-            state, rounds = replayed_state(market, store, report.project_id, report.round, rule)
+            state, replayed = replayed_state(market, store, report.project_id, report.round, rule)
         except MarketError as exc:
             v.add("rule re-solve", False, f"cannot rebuild {rule.name}'s history: {exc}")
             return None
-        note = f"; history rebuilt from {rounds} earlier round(s)"
+        note = f"; history rebuilt from {len(replayed)} earlier round(s)"
     result = rule.aggregate(batch, np.ones(len(order), dtype=np.int64), state, order)
     delta = float(np.max(np.abs(result.coefficients - coef)))
     same_flags = [f is None for f in result.flags] == [f is None for f in flags]
