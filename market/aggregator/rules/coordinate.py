@@ -188,7 +188,7 @@ def median_chunk(cols: SortedColumns) -> tuple[np.ndarray, np.ndarray]:
     picked = np.zeros(n)
     held = []
     for k, tie in zip(picks, ties, strict=True):
-        picked += np.bincount(holders[k - first, ~tie], minlength=n)
+        picked += _counts(holders[k - first, ~tie], n)
         held.append(rows[tie[any_tie]] == vals[k - first, tie, None])
     tied = np.concatenate(held)
     if len(tied):
