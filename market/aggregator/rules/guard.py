@@ -11,8 +11,8 @@ everyone who looks honest and removes mass only where an attack shows:
    accumulated update histories (CountSketch state, as in :mod:`foolsgold`; this round only
    without ids). K(s) = clip((s − lo)/(hi − lo), 0, 1), lo = 0.999, hi = 0.9999;
    dup_i = 1 / (Σ_j K(s_ij))^p with p = ``clone_power`` = 2: k identical clones together
-   weigh 1/k of one trainer, so more clones buy *less* influence. Honest histories are
-   similar (they share the global trajectory: measured cosines above 0.9 on digits), which
+   weigh 1/k of one trainer, so more clones buy *less* influence. Honest histories can be
+   very similar (trainers holding the same classes: cosines up to 0.998 on digits), which
    is why FoolsGold-style 1 − max-cosine weights punish honest heterogeneity; only
    near-identical histories (≥ 0.999) are discounted here. Why so high: at α = 0.05
    honest trainers holding one class each come in twins with history cosine up to 0.998
