@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,9 +25,9 @@ from sqlalchemy.orm import Session
 
 from market.aggregator.report import RoundReport, SubmissionEntry
 from market.aggregator.rewards import SCORE_SCALE, split_rewards, to_points
-from market.aggregator.rules import QuantizedBatch, Rule, get_rule, gram
+from market.aggregator.rules import Rule, get_rule, gram
 from market.aggregator.scoring import ALIGNMENT_FLOOR, NORM_FLOOR, ScoreDetail, score_details
-from market.aggregator.spool import SpooledBatch
+from market.aggregator.spool import SpooledBatch, scratch_directory
 from market.chain import LearningMarket, RoundState, TxResult
 from market.db import Database, RoundRecord, TrainerHistory
 from market.errors import AggregationError, StorageError, UpdateFormatError
@@ -92,15 +91,6 @@ def gram_digest(g: np.ndarray) -> str:
     return "0x" + hashlib.sha256(np.ascontiguousarray(g, dtype=">f8").tobytes()).hexdigest()
 
 
-def batch_of(updates: list) -> QuantizedBatch:
-    """The accepted updates as one batch, in the given (batch) order."""
-    return QuantizedBatch(
-        q=np.stack([u.q for u in updates]),
-        scales=np.stack([u.scales for u in updates]),
-        block_size=updates[0].block_size,
-    )
-
-
 def fetch_valid(store: Store, digest: bytes, layout: ModelLayout, spec: ProjectSpec):  # noqa: ANN201
     """(cid, update, None) for a valid update, else (cid or None, None, reason)."""
     try:
@@ -157,16 +147,21 @@ def replayed_state(
         if not report.batch_order:
             continue
         revealed = revealed_updates(market, project_id, number)
-        updates = []
-        for trainer in report.batch_order:
-            if trainer not in revealed:
-                raise AggregationError(f"round {number}: {trainer} is batched but never revealed")
-            _, update, reason = fetch_valid(store, revealed[trainer], layout, spec)
-            if update is None:
-                raise AggregationError(f"round {number}: {trainer}'s update is invalid ({reason})")
-            updates.append(update)
-        counts = np.ones(len(updates), dtype=np.int64)
-        state = rule.aggregate(batch_of(updates), counts, state, report.batch_order).state
+        with scratch_directory() as scratch:
+            batch = SpooledBatch(scratch, layout.size)
+            for trainer in report.batch_order:
+                if trainer not in revealed:
+                    raise AggregationError(
+                        f"round {number}: {trainer} is batched but never revealed"
+                    )
+                _, update, reason = fetch_valid(store, revealed[trainer], layout, spec)
+                if update is None:
+                    raise AggregationError(
+                        f"round {number}: {trainer}'s update is invalid ({reason})"
+                    )
+                batch.add(update)
+            counts = np.ones(batch.n, dtype=np.int64)
+            state = rule.aggregate(batch, counts, state, report.batch_order).state
         replayed.append(number)
     return state, replayed
 
@@ -209,8 +204,8 @@ class Aggregator:
         Accepted updates are spooled to a scratch directory as they are validated and the
         passes stream them from there (:mod:`market.aggregator.spool`): memory stays
         O(n·chunk) instead of the n×d update matrix."""
-        with tempfile.TemporaryDirectory(prefix="market-round-") as scratch:
-            return self._compute_round(project_id, round_number, Path(scratch))
+        with scratch_directory() as scratch:
+            return self._compute_round(project_id, round_number, scratch)
 
     def _compute_round(
         self, project_id: int, round_number: int, scratch: Path

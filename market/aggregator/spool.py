@@ -6,11 +6,20 @@ writes each accepted update once, as it is validated, into two raw files — int
 float32 scales, one row per update, no header and nothing to unpickle (the shapes are
 known) — and the streaming passes read (n, chunk) slices through ``np.memmap``. Memory is
 then O(n·chunk) whatever d is; the page cache keeps what fits.
+
+The scratch directories are named after the process that owns them, so one left behind by
+a killed aggregator (SIGKILL, power loss: no cleanup runs) is removed by the next one.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +27,43 @@ import numpy as np
 from market.aggregator.rules import ChunkSource
 from market.errors import AggregationError
 from market.storage import QuantizedUpdate
+
+SCRATCH_PREFIX = "market-round-"
+_OWNED = re.compile(re.escape(SCRATCH_PREFIX) + r"(\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def sweep_stale_scratch(root: Path) -> list[Path]:
+    """Remove the scratch directories under ``root`` whose owning process is gone; returns
+    them. Directories of live processes (or of other users) are left alone."""
+    removed = []
+    for path in root.glob(SCRATCH_PREFIX + "*"):
+        owner = _OWNED.match(path.name)
+        if owner is None or not path.is_dir() or _alive(int(owner.group(1))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed
+
+
+@contextmanager
+def scratch_directory(root: Path | None = None) -> Iterator[Path]:
+    """A fresh scratch directory owned by this process, removed on exit; dead processes'
+    leftovers under the same root are swept first."""
+    root = Path(root or tempfile.gettempdir())
+    sweep_stale_scratch(root)
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=root) as d:
+        yield Path(d)
 
 
 class SpooledBatch(ChunkSource):

@@ -21,6 +21,7 @@ Each check says what differs (which trainer, which field, by how much).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from market.aggregator.report import RoundReport
 from market.aggregator.rewards import split_rewards, to_points
 from market.aggregator.rules import (
     AggregationResult,
-    QuantizedBatch,
+    ChunkSource,
     Rule,
     get_rule,
     gram,
@@ -36,7 +37,6 @@ from market.aggregator.rules import (
 )
 from market.aggregator.scoring import score_details
 from market.aggregator.service import (
-    batch_of,
     fetch_valid,
     gram_digest,
     layout_of,
@@ -44,6 +44,7 @@ from market.aggregator.service import (
     replayed_state,
     revealed_updates,
 )
+from market.aggregator.spool import SpooledBatch, scratch_directory
 from market.chain import LearningMarket, RoundState
 from market.errors import MarketError
 from market.proofs import zk
@@ -106,7 +107,21 @@ def verify_round(
     round_number: int,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> Verification:
-    """Every check of one round; never raises for a mismatch (see :class:`Verification`)."""
+    """Every check of one round; never raises for a mismatch (see :class:`Verification`).
+    The accepted updates are spooled to a scratch directory, as the aggregator does, so
+    memory stays O(n·chunk) whatever the model's size."""
+    with scratch_directory() as scratch:
+        return _verify_round(market, store, project_id, round_number, tolerance, scratch)
+
+
+def _verify_round(
+    market: LearningMarket,
+    store: Store,
+    project_id: int,
+    round_number: int,
+    tolerance: float,
+    scratch: Path,
+) -> Verification:
     v = Verification(project_id, round_number)
     chain_round = market.get_round(project_id, round_number)
     if not v.add(
@@ -143,7 +158,8 @@ def verify_round(
             f"trainers differ: missing {sorted(set(revealed) - set(by_trainer))}, "
             f"extra {sorted(set(by_trainer) - set(revealed))}"
         )
-    accepted = []
+    order: list[str] = []
+    batch = SpooledBatch(scratch, layout.size)
     for trainer in sorted(revealed):
         cid, update, reason = fetch_valid(store, revealed[trainer], layout, spec)
         entry = by_trainer.get(trainer)
@@ -157,9 +173,9 @@ def verify_round(
         if update is not None:
             if entry.status == "rejected":
                 problems.append(f"{trainer}: published rejected ({entry.reason}), but it is valid")
-            accepted.append((trainer, update))
+            batch.add(update)
+            order.append(trainer)
     v.add("updates and validation", not problems, "; ".join(problems))
-    order = [t for t, _ in accepted]
     v.add(
         "batch order",
         order == report.batch_order,
@@ -171,12 +187,11 @@ def verify_round(
     entries = report.accepted()
     global_bytes = get_by_digest(store, chain_round.global_model)[1]
     global_flat = layout.flatten(decode_model(global_bytes, layout)).astype(np.float64)
-    if not accepted:
+    if not order:
         _check_model(v, report, chain_round, _model_bytes(layout, global_flat))
         _check_rewards(v, report, chain_round, [], [])
         return v
 
-    batch = batch_of([u for _, u in accepted])
     coef = np.array([e.coefficient for e in entries], dtype=np.float64)
     flags = [e.reason if e.status == "flagged" else None for e in entries]
     # -- the solver, within tolerance
@@ -232,7 +247,7 @@ def _resolve(
     store: Store,
     report: RoundReport,
     rule: Rule,
-    batch: QuantizedBatch,
+    batch: ChunkSource,
     tolerance: float,
     coef: np.ndarray,
     flags: list[str | None],

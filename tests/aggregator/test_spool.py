@@ -1,5 +1,7 @@
 """The round's spooled batch streams the same chunks as the in-memory batch."""
 
+from pathlib import Path
+
 import pytest
 
 from market.aggregator.rules import get_rule, gram
@@ -54,3 +56,58 @@ def test_memory_stays_at_a_chunk_not_the_matrix(tmp_path) -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 25 * 2**20, peak  # the matrix alone is 40 MB
+
+
+def test_a_killed_owners_scratch_is_swept_and_live_ones_are_kept(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from market.aggregator.spool import SCRATCH_PREFIX, scratch_directory
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = tmp_path / f"{SCRATCH_PREFIX}{int(gone.stdout)}-abc"
+    live = tmp_path / f"{SCRATCH_PREFIX}{os.getppid()}-def"
+    foreign = tmp_path / f"{SCRATCH_PREFIX}notapid"
+    for path in (dead, live, foreign):
+        path.mkdir()
+        (path / "values.int8").write_bytes(b"\1" * 10)
+    with scratch_directory(tmp_path) as scratch:
+        assert scratch.name.startswith(f"{SCRATCH_PREFIX}{os.getpid()}-") and scratch.is_dir()
+        assert not dead.exists() and live.exists() and foreign.exists()
+    assert not scratch.exists()
+
+
+def test_a_round_killed_mid_spool_leaves_nothing_after_the_next_one(tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from market.aggregator.spool import SCRATCH_PREFIX, scratch_directory
+
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from market.aggregator.spool import scratch_directory\n"
+            f"with scratch_directory(Path({str(tmp_path)!r})) as d:\n"
+            "    print(d, flush=True); time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    left = Path(child.stdout.readline().strip())
+    assert left.is_dir()
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert left.exists()  # no cleanup ran
+    with scratch_directory(tmp_path):
+        pass
+    assert not list(tmp_path.glob(SCRATCH_PREFIX + "*"))
