@@ -61,31 +61,33 @@ def load_digits_split(
 
 
 class MLP:
-    """Parameters of one MLP 64-h-10 as a flat float32 vector, with its layout."""
+    """Parameters of one MLP 64-h-10 as a flat float32 vector, laid out as torch's
+    ``nn.Sequential(Linear, ReLU, Linear)`` state dict: weights (out, in), then biases."""
 
     def __init__(self, n_in: int = 64, hidden: int = 64, n_out: int = 10) -> None:
-        self.shapes = [(n_in, hidden), (hidden,), (hidden, n_out), (n_out,)]
+        self.shapes = [(hidden, n_in), (hidden,), (n_out, hidden), (n_out,)]
+        self.fan_in = [n_in, n_in, hidden, hidden]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         self.d = sum(self.sizes)
+        offsets = np.cumsum([0, *self.sizes])
+        # The classifier layer as guard's ``head`` parameter names it.
+        self.head = [int(offsets[2]), int(offsets[3]), n_out, hidden]
 
     def init(self, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
-        parts = []
-        for shape in self.shapes:
-            fan_in = (
-                self.shapes[0][0]
-                if shape in (self.shapes[0], self.shapes[1])
-                else (self.shapes[2][0])
-            )
-            bound = 1.0 / np.sqrt(fan_in)
-            parts.append(rng.uniform(-bound, bound, size=int(np.prod(shape))))
+        parts = [
+            rng.uniform(-1.0 / np.sqrt(fan_in), 1.0 / np.sqrt(fan_in), size=size)
+            for fan_in, size in zip(self.fan_in, self.sizes, strict=True)
+        ]
         return np.concatenate(parts).astype(np.float32)
 
     def unpack(self, w: np.ndarray) -> list[np.ndarray]:
-        """Views (k, *shape) of stacked parameter rows w (k, d)."""
+        """Views of stacked parameter rows w (k, d) in the maths' orientation: weights as
+        (k, in, out) (transposed views of torch's (out, in)), biases (k, out)."""
         out, start = [], 0
         for shape, size in zip(self.shapes, self.sizes, strict=True):
-            out.append(w[:, start : start + size].reshape(len(w), *shape))
+            view = w[:, start : start + size].reshape(len(w), *shape)
+            out.append(view.transpose(0, 2, 1) if len(shape) == 2 else view)
             start += size
         return out
 

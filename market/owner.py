@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 
+from market.aggregator.rules import rule_for
 from market.chain import LearningMarket, TxResult, compile_contracts, deploy_contract
 from market.errors import ProofError
 from market.spec import ProjectSpec
@@ -51,6 +52,7 @@ def publish_spec(
     """Upload a freshly initialised model and the spec that names it; return the spec CID."""
     weights = get_weights(build_model(model, seed=seed))
     layout = ModelLayout.from_tensors(weights)
+    rule_for(rule, rule_params or {}, layout.entries)  # a head naming no layer fails here
     initial_cid = store.put(encode_model(weights))
     store.pin(initial_cid)
     extra: dict[str, Any] = {"training": training} if training else {}

@@ -16,7 +16,7 @@ from market.trainer.model import ModelSpec
 from tests.test_verify import WINDOWS, commit_and_reveal, finalize_with
 
 
-def _project(env, store, tmp_path, rule: str, rounds: int):
+def _project(env, store, tmp_path, rule: str, rounds: int, params: dict | None = None):
     created = create_project(
         env.market,
         store,
@@ -28,6 +28,7 @@ def _project(env, store, tmp_path, rule: str, rounds: int):
         name=f"history-{rule}",
         model=ModelSpec(hidden=(8,)),
         rule=rule,
+        rule_params=params or {},
     )
     agg = Aggregator(env.market, store, env.aggregator, Database.at(tmp_path / "agg"))
     return created.project_id, layout_of(created.spec), agg
@@ -46,11 +47,13 @@ def _play_round(env, store, agg, pid, layout, rng, clones: int = 3) -> int:
     return number
 
 
-@pytest.mark.parametrize("rule", ["guard", "foolsgold"])
-def test_stateful_rule_re_solves_from_the_rebuilt_history(market_env, tmp_path, rule):
+@pytest.mark.parametrize(
+    ("rule", "params"), [("guard", {}), ("foolsgold", {}), ("guard", {"head": "auto"})]
+)
+def test_stateful_rule_re_solves_from_the_rebuilt_history(market_env, tmp_path, rule, params):
     env = market_env
     store = EmbeddedStore(tmp_path / "store")
-    pid, layout, agg = _project(env, store, tmp_path, rule, rounds=3)
+    pid, layout, agg = _project(env, store, tmp_path, rule, rounds=3, params=params)
     rng = np.random.default_rng(1)
     for _ in range(3):
         number = _play_round(env, store, agg, pid, layout, rng)
@@ -60,6 +63,10 @@ def test_stateful_rule_re_solves_from_the_rebuilt_history(market_env, tmp_path, 
         check = next(c for c in result.checks if c.name == "rule re-solve")
         assert check.ok is True, check
         assert f"history rebuilt from {number - 1} earlier round(s)" in check.detail
+        if params:  # the layer name is resolved against the spec's layout, and checked
+            report = agg.compute_round(pid, number)[0]
+            assert report.rule_params["head"] == [520, 600, 10, 8]  # 64-8-10
+            assert "label_trust" in report.evidence
 
 
 @pytest.fixture

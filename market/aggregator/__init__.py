@@ -23,6 +23,7 @@ from market.aggregator.rules import (
     distances_from_gram,
     get_rule,
     gram,
+    rule_for,
     weighted_sum,
 )
 from market.aggregator.scoring import contribution_scores
@@ -44,6 +45,7 @@ __all__ = [
     "distances_from_gram",
     "get_rule",
     "gram",
+    "rule_for",
     "run_rules",
     "split_rewards",
     "to_points",

@@ -21,7 +21,7 @@ from market.aggregator.rules.base import (
     weighted_sums,
 )
 from market.aggregator.rules.coordinate import CoordinateAccumulator, CoordinateRule
-from market.aggregator.rules.gram_rule import GramRule, RoundInputs, shared_pass
+from market.aggregator.rules.gram_rule import GramRule, RoundInputs, read_columns, shared_pass
 from market.errors import AggregationError
 
 
@@ -52,7 +52,8 @@ def run_rules(
     for rule in rules:
         if isinstance(rule, GramRule):
             sk = sketches.get(rule.sketch_dim())
-            sol = rule.solve(RoundInputs(g, counts, ids, states.get(rule.name), sk))
+            cols = read_columns(source, rule.columns())
+            sol = rule.solve(RoundInputs(g, counts, ids, states.get(rule.name), sk, cols))
             linear.append((rule.name, sol))
         elif isinstance(rule, CoordinateRule):
             results[rule.name] = coords.result(rule.name)

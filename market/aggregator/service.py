@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from market.aggregator.report import RoundReport, SubmissionEntry
 from market.aggregator.rewards import SCORE_SCALE, split_rewards, to_points
-from market.aggregator.rules import Rule, get_rule, gram
+from market.aggregator.rules import Rule, gram, rule_for
 from market.aggregator.scoring import ALIGNMENT_FLOOR, NORM_FLOOR, ScoreDetail, score_details
 from market.aggregator.spool import SpooledBatch, scratch_directory
 from market.chain import LearningMarket, RoundState, TxResult
@@ -228,7 +228,7 @@ class Aggregator:
                 batch.add(update)
                 accepted.append((trainer, cid))
 
-        rule = get_rule(spec.rule, **spec.rule_params)
+        rule = rule_for(spec.rule, spec.rule_params, spec.layout)
         evidence: dict = {}
         new_state: dict | None = None
         new_flat = global_flat

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from web3 import Web3
 
+from market.aggregator.rules import rule_for
 from market.chain import ContractRevert
 from market.errors import ConfigError, MarketError
 from market.reputation import AdmissionPolicy
@@ -92,6 +93,9 @@ def publish_spec(svc: Services, req: SpecRequest) -> dict[str, Any]:
     model, policy = check_spec_request(req)
     weights = get_weights(build_model(model, seed=req.seed))
     layout = ModelLayout.from_tensors(weights)
+    rule_for(
+        req.rule, req.rule_params, layout.entries
+    )  # a head naming no layer fails before anything is stored
     initial_cid = svc.store.put(encode_model(weights))
     spec = ProjectSpec(
         name=req.name,

@@ -31,8 +31,8 @@ from market.aggregator.rules import (
     AggregationResult,
     ChunkSource,
     Rule,
-    get_rule,
     gram,
+    rule_for,
     weighted_sum,
 )
 from market.aggregator.scoring import score_details
@@ -144,7 +144,7 @@ def _verify_round(
 
     spec = load_spec(market, store, project_id)
     layout = layout_of(spec)
-    rule = get_rule(spec.rule, **spec.rule_params)
+    rule = rule_for(spec.rule, spec.rule_params, spec.layout)
     ok = report.rule == rule.name and report.rule_params == rule.params
     why = f"report {report.rule} {report.rule_params}, spec {rule.name} {rule.params}"
     v.add("rule", ok, "" if ok else why)

@@ -11,7 +11,7 @@ from market.aggregator.rules.base import (
     weighted_sum,
 )
 from market.aggregator.rules.gram import cosines_from_gram, distances_from_gram, gram
-from market.aggregator.rules.registry import RULES, catalogue, get_rule
+from market.aggregator.rules.registry import RULES, catalogue, get_rule, rule_for
 
 __all__ = [
     "BLOCK_SIZE",
@@ -27,5 +27,6 @@ __all__ = [
     "distances_from_gram",
     "get_rule",
     "gram",
+    "rule_for",
     "weighted_sum",
 ]

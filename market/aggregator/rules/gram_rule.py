@@ -19,6 +19,7 @@ from market.aggregator.rules.base import (
     ChunkSource,
     Rule,
     check_inputs,
+    dequantize,
     weighted_sum,
 )
 from market.aggregator.rules.gram import ChunkVisitor, gram, gram_diagonal
@@ -41,13 +42,16 @@ class RoundInputs:
     """Everything a coefficient-space rule may use; ``sketches`` only when requested.
 
     ``gram`` is the exact Gram matrix, or for a rule whose :meth:`GramRule.diagonal_only`
-    is true possibly just its diagonal (zeros elsewhere), which is all such a rule reads."""
+    is true possibly just its diagonal (zeros elsewhere), which is all such a rule reads.
+    ``columns``: the exact values (n, stop − start) of each range :meth:`GramRule.columns`
+    asked for."""
 
     gram: np.ndarray
     counts: np.ndarray
     ids: list[str] | None = None
     state: dict[str, Any] | None = None
     sketches: np.ndarray | None = None
+    columns: list[np.ndarray] = field(default_factory=list)
 
 
 class GramRule(Rule):
@@ -62,6 +66,11 @@ class GramRule(Rule):
         O(n·d) norms pass instead of the O(n²·d) Gram pass (same diagonal, same bytes)."""
         return False
 
+    def columns(self) -> list[tuple[int, int]]:
+        """Small column ranges [start, stop) the rule reads as values (a classifier head),
+        besides the Gram matrix."""
+        return []
+
     @abstractmethod
     def solve(self, inputs: RoundInputs) -> Solution:
         """Coefficients from the Gram matrix (and sketches/state when the rule uses them)."""
@@ -75,8 +84,25 @@ class GramRule(Rule):
     ) -> AggregationResult:
         counts = check_inputs(batch, sample_counts, ids)
         g, full, sketches = shared_pass(batch, [self])
-        sol = self.solve(RoundInputs(g, counts, ids, state, sketches.get(self.sketch_dim())))
+        sk = sketches.get(self.sketch_dim())
+        cols = read_columns(batch, self.columns())
+        sol = self.solve(RoundInputs(g, counts, ids, state, sk, cols))
         return finish(batch, sol, g if full else None)
+
+
+def read_columns(source: ChunkSource, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
+    """The exact float64 values (n, stop − start) of each column range, read by block."""
+    out = []
+    b = source.block_size
+    for start, stop in ranges:
+        if not 0 <= start < stop <= source.d:
+            raise AggregationError(
+                f"column range [{start}, {stop}) does not fit {source.d} parameters"
+            )
+        first, last = start // b, -(-stop // b)
+        q, s = source.read(first, last)
+        out.append(dequantize(q, s, b)[:, start - first * b : stop - first * b])
+    return out
 
 
 def shared_pass(

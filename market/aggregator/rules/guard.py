@@ -34,8 +34,17 @@ everyone who looks honest and removes mass only where an attack shows:
    times on the gated weighted mean; gate_i = clip((cos(u_i, v) − lo)/(hi − lo), 0, 1) with
    lo = −0.5, hi = −0.2: only updates that *oppose* the honest direction (sign flip, IPM)
    lose weight — honest non-IID updates are often orthogonal to it and must keep theirs.
-Coefficients c_i = w_i·clip_i / Σ w_i with w_i = min(n_i, cap)·dup_i·gate_i.
-Flags: zero updates, norm outliers, gate 0 (cosine given), dup < 0.5 (near-duplicates).
+4. **Label consistency** (opt-in, ``head``): label flippers look like honest trainers in
+   every inner product, but their classifier-head rows disagree with those of the other
+   trainers labelling the same classes (:mod:`market.aggregator.rules.head`). Each
+   trainer's disagreement is accumulated over rounds (mass-weighted) and compared with
+   the round's median: trust_i = 1 at or below ``label_lo``× the median, 0 at or above
+   ``label_hi``×, linear between. Off by default: under strong label skew honest trainers
+   with rare data also disagree (up to 2.3× the median measured at α = 0.05), which costs
+   accuracy when nobody attacks (−1.3 points at α = 0.1 on digits, seed 0).
+Coefficients c_i = w_i·clip_i / Σ w_i with w_i = min(n_i, cap)·dup_i·trust_i·gate_i.
+Flags: zero updates, norm outliers, gate 0 (cosine given), dup < 0.5 (near-duplicates),
+trust 0 (labels).
 Caveat: sample counts are self-reported (capped by ``max_samples``), as in FedAvg.
 """
 
@@ -49,6 +58,8 @@ from market.aggregator.rules.foolsgold import update_history
 from market.aggregator.rules.geomed import weiszfeld
 from market.aggregator.rules.gram import cosines_from_gram
 from market.aggregator.rules.gram_rule import GramRule, RoundInputs, Solution
+from market.aggregator.rules.head import head_slices, label_disagreement
+from market.errors import AggregationError
 
 
 def weighted_median(x: np.ndarray, w: np.ndarray) -> float:
@@ -80,6 +91,9 @@ class Guard(GramRule):
         "max_samples": 10_000,
         "weiszfeld_iter": 50,
         "clip": 3.0,
+        "head": None,
+        "label_lo": 1.4,
+        "label_hi": 1.8,
     }
     parameter_help = {
         "similar_lo": "near-duplicate kernel: history cosine where the discount starts",
@@ -97,6 +111,11 @@ class Guard(GramRule):
         "clip": "scale down updates above this multiple of the median norm per sample",
         "centre_iter": "re-centring steps of the direction gate",
         "weiszfeld_iter": "Weiszfeld steps of the starting (geometric-median) centre",
+        "head": "the classifier layer checked for label consistency: null (off), a layer "
+        "name in the model layout ('auto': the last weight and bias), or [weight_offset, "
+        "bias_offset, classes, features] in the flat parameter vector",
+        "label_lo": "label disagreement (× the round's median) up to which trust is full",
+        "label_hi": "label disagreement (× the median) at or above which trust is 0",
     }
 
     def _validate(self) -> None:
@@ -115,6 +134,34 @@ class Guard(GramRule):
                 raise self._param_error(f"{name}_lo", f"must be below {name}_hi")
         if float(self.params["drop"]) <= float(self.params["clip"]):
             raise self._param_error("drop", "must exceed clip")
+        head = self.params["head"]
+        resolved = (
+            isinstance(head, list | tuple)
+            and len(head) == 4
+            and all(isinstance(x, int) and x >= 0 for x in head)
+            and head[2] >= 2
+            and head[3] >= 1
+        )
+        if head is not None and not resolved and not (isinstance(head, str) and head):
+            raise self._param_error(
+                "head",
+                "must be null, a layer name, or [weight_offset, bias_offset, "
+                "classes ≥ 2, features ≥ 1] of non-negative integers",
+            )
+        if not 0.0 < float(self.params["label_lo"]) < float(self.params["label_hi"]):
+            raise self._param_error("label_lo", "needs 0 < label_lo < label_hi")
+
+    def columns(self) -> list[tuple[int, int]]:
+        head = self.params["head"]
+        if head is None:
+            return []
+        if isinstance(head, str):
+            raise AggregationError(
+                f"guard: head {head!r} names a layer; resolve it against the model layout "
+                "first (the round service does: market.aggregator.service.rule_for)"
+            )
+        weight, bias, _, _ = head_slices(head, 2**63 - 1)
+        return [weight, bias]
 
     def sketch_dim(self) -> int:
         return int(self.params["sketch_dim"]) if self.params["history"] else 0
@@ -165,12 +212,13 @@ class Guard(GramRule):
         if base[live].sum() <= 0:
             base = np.ones(n)
         base = np.maximum(base, 1.0)
+        trust, label_ratio, labels = self._label_trust(inputs, live)
         # Norms grow with local work: compare norm per claimed sample.
         ratio = norms / base
         med = float(np.median(ratio[live])) if live.any() else 0.0
         outlier = live & (ratio > float(self.params["drop"]) * med)
         keep = live & ~outlier
-        a = np.where(keep, base * dup, 0.0)
+        a = np.where(keep, base * dup * trust, 0.0)
         tau = float(self.params["clip"]) * med * base
         clip = np.where(keep, np.minimum(1.0, tau / np.where(live, norms, 1.0)), 0.0)
         gc = g * np.outer(clip, clip)  # Gram of the clipped updates
@@ -219,6 +267,8 @@ class Guard(GramRule):
         c = w * clip / total if total > 0 else np.zeros(n)
         if state is not None and sk is not None:
             state["centre"] = (centre_old + c @ sk).tolist()
+        if labels is not None:
+            state = {**(state or {}), "labels": labels}
         flags: list[str | None] = []
         for i in range(n):
             if not live[i]:
@@ -231,6 +281,11 @@ class Guard(GramRule):
                 flags.append(f"guard: direction opposes the robust centre (cosine {cos[i]:.3f})")
             elif dup[i] < 0.5:
                 flags.append(f"guard: near-duplicate of {copies[i]:.1f} other updates")
+            elif trust[i] == 0:
+                flags.append(
+                    f"guard: its labels disagree with its peers' "
+                    f"({label_ratio[i]:.2f}× the median disagreement)"
+                )
             else:
                 flags.append(None)
         return Solution(
@@ -243,6 +298,39 @@ class Guard(GramRule):
                 "cosine_to_centre": cos.tolist(),
                 "clip_factors": clip.tolist(),
                 "median_norm_per_sample": med,
+                **(
+                    {"label_disagreement": label_ratio.tolist(), "label_trust": trust.tolist()}
+                    if self.params["head"] is not None
+                    else {}
+                ),
             },
             state,
         )
+
+    def _label_trust(
+        self, inputs: RoundInputs, live: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, list[float]] | None]:
+        """Trust from label consistency (1 without ``head``), each update's accumulated
+        disagreement over the round's median, and the new per-trainer sums [Σ mass·dis,
+        Σ mass] (None without ids: this round alone counts)."""
+        n = len(live)
+        if self.params["head"] is None:
+            return np.ones(n), np.ones(n), None
+        _, _, classes, features = head_slices(self.params["head"], 2**63 - 1)
+        weight, bias = inputs.columns
+        dis, mass = label_disagreement(weight.reshape(n, classes, features), bias)
+        total, used = dis * mass, mass.copy()
+        labels = None
+        if inputs.ids is not None:
+            labels = dict((inputs.state or {}).get("labels", {}))
+            for i, tid in enumerate(inputs.ids):
+                old_total, old_used = labels.get(tid, (0.0, 0.0))
+                total[i] += float(old_total)
+                used[i] += float(old_used)
+                labels[tid] = [float(total[i]), float(used[i])]
+        seen = live & (used > 0)
+        mean = np.divide(total, used, out=np.zeros(n), where=used > 0)
+        med = float(np.median(mean[seen])) if seen.any() else 0.0
+        ratio = np.where(seen, mean / med, 1.0) if med > 0 else np.ones(n)
+        lo, hi = float(self.params["label_lo"]), float(self.params["label_hi"])
+        return np.clip((hi - ratio) / (hi - lo), 0.0, 1.0), ratio, labels

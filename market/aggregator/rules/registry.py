@@ -12,6 +12,7 @@ from market.aggregator.rules.flag import Flag
 from market.aggregator.rules.foolsgold import FoolsGold, SybilWall
 from market.aggregator.rules.geomed import GeometricMedian
 from market.aggregator.rules.guard import Guard
+from market.aggregator.rules.head import resolve_head
 from market.aggregator.rules.krum import Krum, MultiKrum
 from market.errors import AggregationError
 
@@ -42,6 +43,18 @@ def get_rule(name: str, **params: Any) -> Rule:
             f"unknown aggregation rule {name!r}; choose one of: {', '.join(sorted(RULES))}"
         ) from None
     return cls(**params)
+
+
+def rule_for(
+    name: str, params: dict[str, Any], layout: list[tuple[str, tuple[int, ...]]] | list[list]
+) -> Rule:
+    """The rule a project's spec selects, with parameters that name model tensors (guard's
+    ``head``) resolved against the spec's layout [(tensor name, shape), …]."""
+    params = dict(params)
+    if isinstance(params.get("head"), str):
+        entries = [(str(n), tuple(shape)) for n, shape in layout]
+        params["head"] = resolve_head(params["head"], entries)
+    return get_rule(name, **params)
 
 
 def catalogue() -> list[dict[str, Any]]:
