@@ -58,14 +58,8 @@ from market.aggregator.rules.foolsgold import update_history
 from market.aggregator.rules.geomed import weiszfeld
 from market.aggregator.rules.gram import cosines_from_gram
 from market.aggregator.rules.gram_rule import GramRule, RoundInputs, Solution
-from market.aggregator.rules.head import head_slices, label_disagreement
+from market.aggregator.rules.head import head_slices, label_disagreement, weighted_median
 from market.errors import AggregationError
-
-
-def weighted_median(x: np.ndarray, w: np.ndarray) -> float:
-    order = np.argsort(x, kind="stable")
-    cw = np.cumsum(w[order])
-    return float(x[order][np.searchsorted(cw, cw[-1] / 2.0)])
 
 
 class Guard(GramRule):
@@ -212,13 +206,12 @@ class Guard(GramRule):
         if base[live].sum() <= 0:
             base = np.ones(n)
         base = np.maximum(base, 1.0)
-        trust, label_ratio, labels = self._label_trust(inputs, live)
         # Norms grow with local work: compare norm per claimed sample.
         ratio = norms / base
         med = float(np.median(ratio[live])) if live.any() else 0.0
         outlier = live & (ratio > float(self.params["drop"]) * med)
         keep = live & ~outlier
-        a = np.where(keep, base * dup * trust, 0.0)
+        a = np.where(keep, base * dup, 0.0)
         tau = float(self.params["clip"]) * med * base
         clip = np.where(keep, np.minimum(1.0, tau / np.where(live, norms, 1.0)), 0.0)
         gc = g * np.outer(clip, clip)  # Gram of the clipped updates
@@ -262,7 +255,10 @@ class Guard(GramRule):
                 if wsum <= 0:
                     break
                 beta = a * gate / wsum
-        w = a * gate
+        # Label consistency last: peers are weighed as guard weighs them so far, so that
+        # clones or opposed updates cannot outvote the honest labelling of a class.
+        trust, label_ratio, labels = self._label_trust(inputs, live, a * gate)
+        w = a * gate * trust
         total = float(w.sum())
         c = w * clip / total if total > 0 else np.zeros(n)
         if state is not None and sk is not None:
@@ -308,7 +304,7 @@ class Guard(GramRule):
         )
 
     def _label_trust(
-        self, inputs: RoundInputs, live: np.ndarray
+        self, inputs: RoundInputs, live: np.ndarray, peers: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, dict[str, list[float]] | None]:
         """Trust from label consistency (1 without ``head``), each update's accumulated
         disagreement over the round's median, and the new per-trainer sums [Σ mass·dis,
@@ -318,7 +314,7 @@ class Guard(GramRule):
             return np.ones(n), np.ones(n), None
         _, _, classes, features = head_slices(self.params["head"], 2**63 - 1)
         weight, bias = inputs.columns
-        dis, mass = label_disagreement(weight.reshape(n, classes, features), bias)
+        dis, mass = label_disagreement(weight.reshape(n, classes, features), bias, peers)
         total, used = dis * mass, mass.copy()
         labels = None
         if inputs.ids is not None:
@@ -328,9 +324,9 @@ class Guard(GramRule):
                 total[i] += float(old_total)
                 used[i] += float(old_used)
                 labels[tid] = [float(total[i]), float(used[i])]
-        seen = live & (used > 0)
+        seen = live & (used > 0) & (peers > 0)
         mean = np.divide(total, used, out=np.zeros(n), where=used > 0)
-        med = float(np.median(mean[seen])) if seen.any() else 0.0
-        ratio = np.where(seen, mean / med, 1.0) if med > 0 else np.ones(n)
+        med = weighted_median(mean[seen], peers[seen]) if seen.any() else 0.0
+        ratio = np.where(used > 0, mean / med, 1.0) if med > 0 else np.ones(n)
         lo, hi = float(self.params["label_lo"]), float(self.params["label_hi"])
         return np.clip((hi - ratio) / (hi - lo), 0.0, 1.0), ratio, labels

@@ -67,9 +67,23 @@ def head_slices(
     return weight, bias, classes, features
 
 
+def weighted_median(x: np.ndarray, w: np.ndarray) -> float:
+    """The weighted median of ``x`` (weights ``w`` ≥ 0, not all zero); where the weight
+    splits exactly in half, the mean of the two middle values (``np.median`` for equal
+    weights)."""
+    order = np.argsort(x, kind="stable")
+    xs, ws = x[order], w[order]
+    xs, cw = xs[ws > 0], np.cumsum(ws[ws > 0])
+    k = int(np.searchsorted(cw, cw[-1] / 2.0))
+    if cw[k] == cw[-1] / 2.0 and k + 1 < len(xs):
+        return float((xs[k] + xs[k + 1]) / 2.0)
+    return float(xs[k])
+
+
 def label_disagreement(
     weight: np.ndarray,
     bias: np.ndarray,
+    peers: np.ndarray | None = None,
     min_share: float = 0.05,
     min_peers: int = 2,
     min_own: float = OWN_SHARE,
@@ -78,16 +92,20 @@ def label_disagreement(
     relative to the class's typical disagreement (1 ≈ typical), and its label mass.
 
     ``weight`` (n, classes, features) and ``bias`` (n, classes) are the updates' head steps.
-    An update labels class c with mass Δb_c when Δb_c > 0. On each class, the updates whose
-    mass is at least ``min_share`` of the class's largest compare their row directions: an
-    update's disagreement is 1 − the median cosine to the others, divided by the median
-    disagreement on that class (some classes vary more than others). Classes with fewer
-    than ``min_peers`` + 1 such updates say nothing (a class held by one or two trainers
-    may be new, not flipped). The per-update value is the mass-weighted mean over its
-    classes; its mass (the second array) is 0 when no class qualified."""
+    An update labels class c with mass Δb_c when Δb_c > 0 and Δb_c is at least ``min_own``
+    of its largest (a minor class's row is dominated by the −p_c·h pull of the update's
+    main classes). On each class, the updates whose mass is at least ``min_share`` of the
+    class's largest compare their row directions: an update's disagreement is 1 − the
+    median cosine to the others, divided by the median disagreement on that class (some
+    classes vary more than others). Medians are weighted by ``peers`` (default 1 each):
+    the weight the caller already gives each update, so that clones or rejected updates
+    cannot outvote honest ones. Classes with fewer than ``min_peers`` + 1 such updates of
+    positive weight say nothing (a class held by one or two trainers may be new, not
+    flipped). The per-update value is the mass-weighted mean over its classes; its mass
+    (the second array) is 0 when no class qualified."""
     n, classes, _ = weight.shape
+    peers = np.ones(n) if peers is None else np.asarray(peers, dtype=np.float64)
     mass = np.clip(bias, 0.0, None)
-    # A minor class's row is dominated by the −p_c·h pull of the trainer's main classes.
     mass[mass < min_own * mass.max(axis=1, keepdims=True)] = 0.0
     norms = np.linalg.norm(weight, axis=2, keepdims=True)
     rows = np.divide(weight, norms, out=np.zeros_like(weight), where=norms > 0)
@@ -96,12 +114,16 @@ def label_disagreement(
     for c in range(classes):
         top = mass[:, c].max()
         who = np.flatnonzero((mass[:, c] > 0) & (mass[:, c] >= min_share * top))
-        if len(who) < min_peers + 1:
+        pw = peers[who]
+        if (pw > 0).sum() < min_peers + 1:
             continue
         cos = rows[who, c] @ rows[who, c].T
-        np.fill_diagonal(cos, np.nan)
-        dis = 1.0 - np.nanmedian(cos, axis=1)
-        typical = float(np.median(dis))
+        dis = np.empty(len(who))
+        for k in range(len(who)):
+            others = pw.copy()
+            others[k] = 0.0
+            dis[k] = 1.0 - weighted_median(cos[k], others)
+        typical = weighted_median(dis, pw)
         if typical <= 0:
             continue  # identical rows: nothing to compare against
         total[who] += mass[who, c] * dis / typical
