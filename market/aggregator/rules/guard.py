@@ -36,12 +36,15 @@ everyone who looks honest and removes mass only where an attack shows:
    lose weight — honest non-IID updates are often orthogonal to it and must keep theirs.
 4. **Label consistency** (opt-in, ``head``): label flippers look like honest trainers in
    every inner product, but their classifier-head rows disagree with those of the other
-   trainers labelling the same classes (:mod:`market.aggregator.rules.head`). Each
-   trainer's disagreement is accumulated over rounds (mass-weighted) and compared with
-   the round's median: trust_i = 1 at or below ``label_lo``× the median, 0 at or above
-   ``label_hi``×, linear between. Off by default: under strong label skew honest trainers
-   with rare data also disagree (up to 2.3× the median measured at α = 0.05), which costs
-   accuracy when nobody attacks (−1.3 points at α = 0.1 on digits, seed 0).
+   trainers labelling the same classes (:mod:`market.aggregator.rules.head`). Peers are
+   weighed as steps 1–3 weigh them (clones and opposed updates cannot outvote a class's
+   honest labellers); each trainer's disagreement is accumulated over rounds
+   (mass-weighted) and compared with the round's weighted median: trust_i = 1 at or below
+   ``label_lo``× the median, 0 at or above ``label_hi``×, linear between. It needs the
+   model's classifier layer, which only a spec knows (``"head": "auto"``), so it is off
+   unless asked for. Measured on digits (benchmarks/README.md): label flipping at α = 1.0
+   goes from 0.70 to 0.85 (honest-only 0.86), at α = 0.1 from 0.54 to 0.63–0.66 (0.70);
+   with nobody attacking it stays within 1.1 points of FedAvg on 9 splits.
 Coefficients c_i = w_i·clip_i / Σ w_i with w_i = min(n_i, cap)·dup_i·trust_i·gate_i.
 Flags: zero updates, norm outliers, gate 0 (cosine given), dup < 0.5 (near-duplicates),
 trust 0 (labels).
