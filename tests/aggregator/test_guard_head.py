@@ -177,3 +177,19 @@ def test_read_columns_gives_the_exact_values_across_blocks() -> None:
     assert b.tobytes() == dense[:, 4990:5000].tobytes()
     with pytest.raises(AggregationError, match="does not fit"):
         read_columns(batch, [(4990, 5001)])
+
+
+def test_a_spec_naming_no_classifier_layer_is_refused_before_anything_is_stored(tmp_path) -> None:
+    from market.owner import publish_spec
+    from market.storage import EmbeddedStore
+    from market.trainer.model import ModelSpec
+
+    store = EmbeddedStore(tmp_path / "store")
+    model = ModelSpec(hidden=(8,))
+    with pytest.raises(AggregationError, match="no tensor fc.weight"):
+        publish_spec(store, name="x", model=model, rule="guard", rule_params={"head": "fc"})
+    stored = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+    assert not stored  # not even the initial model
+    _, spec = publish_spec(store, name="x", model=model, rule="guard", rule_params={"head": "2"})
+    assert spec.rule_params == {"head": "2"}  # the spec keeps the name; rounds resolve it
+    assert rule_for(spec.rule, spec.rule_params, spec.layout).params["head"] == [520, 600, 10, 8]
