@@ -26,20 +26,11 @@ import numpy as np
 
 from market.aggregator.rules import ChunkSource
 from market.errors import AggregationError
+from market.process import pid_alive
 from market.storage import QuantizedUpdate
 
 SCRATCH_PREFIX = "market-round-"
 _OWNED = re.compile(re.escape(SCRATCH_PREFIX) + r"(\d+)-")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 def sweep_stale_scratch(root: Path) -> list[Path]:
@@ -48,7 +39,7 @@ def sweep_stale_scratch(root: Path) -> list[Path]:
     removed = []
     for path in root.glob(SCRATCH_PREFIX + "*"):
         owner = _OWNED.match(path.name)
-        if owner is None or not path.is_dir() or _alive(int(owner.group(1))):
+        if owner is None or not path.is_dir() or pid_alive(int(owner.group(1))):
             continue
         shutil.rmtree(path, ignore_errors=True)
         if not path.exists():

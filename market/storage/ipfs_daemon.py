@@ -30,6 +30,7 @@ from types import TracebackType
 import httpx
 
 from market.errors import ConfigError, StorageError
+from market.process import pid_alive
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TOOLS_DIR = REPO_ROOT / "tools" / "ipfs"
@@ -69,20 +70,6 @@ def install_node(timeout: float = 900.0) -> None:
     if done.returncode != 0:
         tail = (done.stderr or done.stdout)[-2000:]
         raise ConfigError(f"{script.name} failed (exit {done.returncode}):\n{tail}")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) still answers kill(0): ask /proc when it exists.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    return True
 
 
 def _die_with_parent() -> None:
@@ -132,7 +119,7 @@ class IpfsDaemon:
             return self._proc.pid
         with contextlib.suppress(OSError, ValueError):
             pid = int((self.repo / PID_FILE).read_text().strip())
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 return pid
         return None
 
@@ -262,7 +249,7 @@ class IpfsDaemon:
     def _alive(self, pid: int) -> bool:
         if self._proc is not None and self._proc.pid == pid:
             return self._proc.poll() is None
-        return _pid_alive(pid)
+        return pid_alive(pid)
 
     def _log_tail(self, n: int = 20) -> str:
         with contextlib.suppress(OSError):
