@@ -44,8 +44,8 @@ everyone who looks honest and removes mass only where an attack shows:
    model's classifier layer, which only a spec knows (``"head": "auto"``), so it is off
    unless asked for. Measured on digits (benchmarks/README.md): label flipping at α = 1.0
    goes from 0.70 to 0.85 (honest-only 0.86), at α = 0.1 from 0.54 to 0.63–0.66 (0.70) on
-   the grid's split; on three more splits it closes 55–95 % of guard's gap at α = 1.0 and
-   0–90 % at α = 0.1. With nobody attacking it stays within 1.1 points of FedAvg on 9
+   the grid's split; on three more splits it closes 46–94 % of guard's gap at α = 1.0 and
+   18–89 % at α = 0.1. With nobody attacking it stays within 1.1 points of FedAvg on 9
    splits.
 Coefficients c_i = w_i·clip_i / Σ w_i with w_i = min(n_i, cap)·dup_i·trust_i·gate_i.
 Flags: zero updates, norm outliers, gate 0 (cosine given), dup < 0.5 (near-duplicates),
