@@ -157,7 +157,7 @@ class Guard(GramRule):
         if isinstance(head, str):
             raise AggregationError(
                 f"guard: head {head!r} names a layer; resolve it against the model layout "
-                "first (the round service does: market.aggregator.service.rule_for)"
+                "first (market.aggregator.rules.rule_for, which the round service calls)"
             )
         weight, bias, _, _ = head_slices(head, 2**63 - 1)
         return [weight, bias]
