@@ -193,3 +193,49 @@ def test_a_spec_naming_no_classifier_layer_is_refused_before_anything_is_stored(
     _, spec = publish_spec(store, name="x", model=model, rule="guard", rule_params={"head": "2"})
     assert spec.rule_params == {"head": "2"}  # the spec keeps the name; rounds resolve it
     assert rule_for(spec.rule, spec.rule_params, spec.layout).params["head"] == [520, 600, 10, 8]
+
+
+def test_column_medians_are_the_scalar_weighted_medians() -> None:
+    from market.aggregator.rules.head import column_medians, weighted_median
+
+    rng = np.random.default_rng(7)
+    for k in (1, 2, 5, 8):
+        values = rng.integers(0, 4, size=(k, 30)).astype(float)  # ties on purpose
+        weights = rng.choice([0.0, 0.5, 1.0, 2.0], size=k)
+        weights[0] = 1.0
+        expected = [weighted_median(values[:, f], weights) for f in range(30)]
+        assert column_medians(values, weights).tolist() == expected
+
+
+def test_a_row_nearer_another_class_misfits_and_a_contested_class_says_nothing() -> None:
+    from market.aggregator.rules.head import label_misfit
+
+    rng = np.random.default_rng(8)
+    features = _class_features(rng)
+    labels = [{0: 1.0, 2: 1.0}, {0: 1.0, 1: 1.0}, {0: 1.0, 3: 1.0}, {4: 1.0, 2: 1.0}]
+    labels += [{4: 1.0, 1: 1.0}, {4: 1.0, 3: 1.0}, {0: 1.0, 1: 1.0}]  # 6: flips 0 → 4
+    weight, bias = _head_steps(rng, features, labels, flip={6})
+    # _head_steps flips c → C − 1 − c: trainer 6's "0" row carries class 4's features.
+    rate, mass = label_misfit(weight, bias)
+    assert rate[6] > 0.4 and (np.delete(rate, 6) == 0).all(), rate
+
+
+def test_a_class_whose_labellers_mostly_misfit_is_contested_and_says_nothing() -> None:
+    """Classes A, B, C with features e1, e2 (and e3 unused). Honest 0–3 label A (e1); 0 and 1
+    also label B (e2). Flippers 4–6 are most of B's labellers: they label A-images B (e1)
+    and B-images C (e2). B's centroid is then theirs, and the honest B rows sit nearest C's
+    centroid: judged, the honest would misfit; B is contested, so it says nothing."""
+    from market.aggregator.rules.head import label_misfit
+
+    e1, e2 = np.eye(4)[0], np.eye(4)[1]
+    rows = {0: {0: e1, 1: e2}, 1: {0: e1, 1: e2}, 2: {0: e1}, 3: {0: e1}}
+    rows |= {t: {1: e1, 2: e2} for t in (4, 5, 6)}
+    weight = np.zeros((7, 3, 4))
+    bias = np.full((7, 3), -0.01)
+    for t, held in rows.items():
+        for c, row in held.items():
+            weight[t, c], bias[t, c] = row, 1.0
+    rate, _ = label_misfit(weight, bias)
+    assert (rate[:4] == 0).all(), rate
+    judged_anyway, _ = label_misfit(weight, bias, quorum=0.0)
+    assert judged_anyway[0] > 0 and judged_anyway[1] > 0, judged_anyway

@@ -63,7 +63,12 @@ from market.aggregator.rules.foolsgold import update_history
 from market.aggregator.rules.geomed import weiszfeld
 from market.aggregator.rules.gram import cosines_from_gram
 from market.aggregator.rules.gram_rule import GramRule, RoundInputs, Solution
-from market.aggregator.rules.head import head_slices, label_disagreement, weighted_median
+from market.aggregator.rules.head import (
+    head_slices,
+    label_disagreement,
+    label_misfit,
+    weighted_median,
+)
 from market.errors import AggregationError
 
 
@@ -93,6 +98,8 @@ class Guard(GramRule):
         "head": None,
         "label_lo": 1.4,
         "label_hi": 1.8,
+        "misfit_lo": 0.3,
+        "misfit_hi": 0.5,
     }
     parameter_help = {
         "similar_lo": "near-duplicate kernel: history cosine where the discount starts",
@@ -115,6 +122,9 @@ class Guard(GramRule):
         "bias_offset, classes, features] in the flat parameter vector",
         "label_lo": "label disagreement (× the round's median) up to which trust is full",
         "label_hi": "label disagreement (× the median) at or above which trust is 0",
+        "misfit_lo": "share of a trainer's label mass nearer another class's centroid up to "
+        "which trust is full",
+        "misfit_hi": "… at or above which trust is 0",
     }
 
     def _validate(self) -> None:
@@ -149,6 +159,8 @@ class Guard(GramRule):
             )
         if not 0.0 < float(self.params["label_lo"]) < float(self.params["label_hi"]):
             raise self._param_error("label_lo", "needs 0 < label_lo < label_hi")
+        if not 0.0 <= float(self.params["misfit_lo"]) < float(self.params["misfit_hi"]) <= 1.0:
+            raise self._param_error("misfit_lo", "needs 0 ≤ misfit_lo < misfit_hi ≤ 1")
 
     def columns(self) -> list[tuple[int, int]]:
         head = self.params["head"]
@@ -262,7 +274,7 @@ class Guard(GramRule):
                 beta = a * gate / wsum
         # Label consistency last: peers are weighed as guard weighs them so far, so that
         # clones or opposed updates cannot outvote the honest labelling of a class.
-        trust, label_ratio, labels = self._label_trust(inputs, live, a * gate)
+        trust, label_evidence, labels = self._label_trust(inputs, live, a * gate)
         w = a * gate * trust
         total = float(w.sum())
         c = w * clip / total if total > 0 else np.zeros(n)
@@ -285,7 +297,9 @@ class Guard(GramRule):
             elif trust[i] == 0:
                 flags.append(
                     f"guard: its labels disagree with its peers' "
-                    f"({label_ratio[i]:.2f}× the median disagreement)"
+                    f"({label_evidence['label_disagreement'][i]:.2f}× the median "
+                    f"disagreement, {label_evidence['label_misfit'][i]:.0%} of its classes "
+                    "nearer another class)"
                 )
             else:
                 flags.append(None)
@@ -299,39 +313,43 @@ class Guard(GramRule):
                 "cosine_to_centre": cos.tolist(),
                 "clip_factors": clip.tolist(),
                 "median_norm_per_sample": med,
-                **(
-                    {"label_disagreement": label_ratio.tolist(), "label_trust": trust.tolist()}
-                    if self.params["head"] is not None
-                    else {}
-                ),
+                **label_evidence,
+                **({"label_trust": trust.tolist()} if self.params["head"] is not None else {}),
             },
             state,
         )
 
     def _label_trust(
         self, inputs: RoundInputs, live: np.ndarray, peers: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, list[float]] | None]:
-        """Trust from label consistency (1 without ``head``), each update's accumulated
-        disagreement over the round's median, and the new per-trainer sums [Σ mass·dis,
-        Σ mass] (None without ids: this round alone counts)."""
+    ) -> tuple[np.ndarray, dict[str, list[float]], dict[str, list[float]] | None]:
+        """Trust from label consistency (1 without ``head``), the evidence (accumulated
+        disagreement over the round's median, accumulated misfit rate) and the new
+        per-trainer sums [Σ mass·dis, Σ mass, Σ mass·misfit, Σ mass] (None without ids:
+        this round alone counts)."""
         n = len(live)
         if self.params["head"] is None:
-            return np.ones(n), np.ones(n), None
+            return np.ones(n), {}, None
         _, _, classes, features = head_slices(self.params["head"], 2**63 - 1)
         weight, bias = inputs.columns
-        dis, mass = label_disagreement(weight.reshape(n, classes, features), bias, peers)
-        total, used = dis * mass, mass.copy()
+        weight = weight.reshape(n, classes, features)
+        dis, dis_mass = label_disagreement(weight, bias, peers)
+        sums = np.stack([dis * dis_mass, dis_mass, np.zeros(n), np.zeros(n)], axis=1)
+        old = (inputs.state or {}).get("labels", {}) if inputs.ids is not None else {}
+        if inputs.ids is not None:
+            for i, tid in enumerate(inputs.ids):
+                sums[i] += np.asarray(old.get(tid, (0.0,) * 4), dtype=np.float64)
+        seen = live & (sums[:, 1] > 0) & (peers > 0)
+        mean = np.divide(sums[:, 0], sums[:, 1], out=np.zeros(n), where=sums[:, 1] > 0)
+        med = weighted_median(mean[seen], peers[seen]) if seen.any() else 0.0
+        ratio = np.where(sums[:, 1] > 0, mean / med, 1.0) if med > 0 else np.ones(n)
+        trust = 1.0 - self._ramp(ratio, "label")
+        # Nearest-centroid misfit, with centroids from the updates the first test trusts.
+        misfit, fit_mass = label_misfit(weight, bias, peers * trust)
+        sums[:, 2] += misfit * fit_mass
+        sums[:, 3] += fit_mass
+        rate = np.divide(sums[:, 2], sums[:, 3], out=np.zeros(n), where=sums[:, 3] > 0)
+        trust = np.minimum(trust, 1.0 - self._ramp(rate, "misfit"))
         labels = None
         if inputs.ids is not None:
-            labels = dict((inputs.state or {}).get("labels", {}))
-            for i, tid in enumerate(inputs.ids):
-                old_total, old_used = labels.get(tid, (0.0, 0.0))
-                total[i] += float(old_total)
-                used[i] += float(old_used)
-                labels[tid] = [float(total[i]), float(used[i])]
-        seen = live & (used > 0) & (peers > 0)
-        mean = np.divide(total, used, out=np.zeros(n), where=used > 0)
-        med = weighted_median(mean[seen], peers[seen]) if seen.any() else 0.0
-        ratio = np.where(used > 0, mean / med, 1.0) if med > 0 else np.ones(n)
-        lo, hi = float(self.params["label_lo"]), float(self.params["label_hi"])
-        return np.clip((hi - ratio) / (hi - lo), 0.0, 1.0), ratio, labels
+            labels = {**old, **{tid: sums[i].tolist() for i, tid in enumerate(inputs.ids)}}
+        return trust, {"label_disagreement": ratio.tolist(), "label_misfit": rate.tolist()}, labels

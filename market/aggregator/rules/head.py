@@ -21,6 +21,8 @@ import numpy as np
 from market.errors import AggregationError
 
 OWN_SHARE = 0.4
+# A class is judged by nearest centroid only when most of its labellers fit it.
+FIT_QUORUM = 0.5
 
 
 def resolve_head(head: str, layout: list[tuple[str, tuple[int, ...]]]) -> list[int]:
@@ -80,6 +82,21 @@ def weighted_median(x: np.ndarray, w: np.ndarray) -> float:
     return float(xs[k])
 
 
+def _labelled(
+    weight: np.ndarray, bias: np.ndarray, min_share: float, min_own: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit rows (n, classes, features), label masses (n, classes) and which classes each
+    update labels: Δb_c > 0, at least ``min_own`` of the update's largest mass (a minor
+    class's row is dominated by the −p_c·h pull of the update's main classes) and at least
+    ``min_share`` of the class's largest."""
+    mass = np.clip(bias, 0.0, None)
+    mass[mass < min_own * mass.max(axis=1, keepdims=True)] = 0.0
+    norms = np.linalg.norm(weight, axis=2, keepdims=True)
+    rows = np.divide(weight, norms, out=np.zeros_like(weight), where=norms > 0)
+    labels = (mass > 0) & (mass >= min_share * mass.max(axis=0, keepdims=True))
+    return rows, np.where(labels, mass, 0.0), labels
+
+
 def label_disagreement(
     weight: np.ndarray,
     bias: np.ndarray,
@@ -91,29 +108,23 @@ def label_disagreement(
     """Per update: how far its head rows point from its peers' on the classes it labels,
     relative to the class's typical disagreement (1 ≈ typical), and its label mass.
 
-    ``weight`` (n, classes, features) and ``bias`` (n, classes) are the updates' head steps.
-    An update labels class c with mass Δb_c when Δb_c > 0 and Δb_c is at least ``min_own``
-    of its largest (a minor class's row is dominated by the −p_c·h pull of the update's
-    main classes). On each class, the updates whose mass is at least ``min_share`` of the
-    class's largest compare their row directions: an update's disagreement is 1 − the
-    median cosine to the others, divided by the median disagreement on that class (some
-    classes vary more than others). Medians are weighted by ``peers`` (default 1 each):
-    the weight the caller already gives each update, so that clones or rejected updates
-    cannot outvote honest ones. Classes with fewer than ``min_peers`` + 1 such updates of
-    positive weight say nothing (a class held by one or two trainers may be new, not
-    flipped). The per-update value is the mass-weighted mean over its classes; its mass
-    (the second array) is 0 when no class qualified."""
+    ``weight`` (n, classes, features) and ``bias`` (n, classes) are the updates' head steps
+    (which classes an update labels: :func:`_labelled`). On each class, an update's
+    disagreement is 1 − the median cosine of its row to the other labellers', divided by
+    the median disagreement on that class (some classes vary more than others). Medians
+    are weighted by ``peers`` (default 1 each): the weight the caller already gives each
+    update, so that clones or rejected updates cannot outvote honest ones. Classes with
+    fewer than ``min_peers`` + 1 labellers of positive weight say nothing (a class held by
+    one or two trainers may be new, not flipped). The per-update value is the
+    mass-weighted mean over its classes; its mass (the second array) is 0 when no class
+    qualified."""
     n, classes, _ = weight.shape
     peers = np.ones(n) if peers is None else np.asarray(peers, dtype=np.float64)
-    mass = np.clip(bias, 0.0, None)
-    mass[mass < min_own * mass.max(axis=1, keepdims=True)] = 0.0
-    norms = np.linalg.norm(weight, axis=2, keepdims=True)
-    rows = np.divide(weight, norms, out=np.zeros_like(weight), where=norms > 0)
+    rows, mass, labels = _labelled(weight, bias, min_share, min_own)
     total = np.zeros(n)
     used = np.zeros(n)
     for c in range(classes):
-        top = mass[:, c].max()
-        who = np.flatnonzero((mass[:, c] > 0) & (mass[:, c] >= min_share * top))
+        who = np.flatnonzero(labels[:, c])
         pw = peers[who]
         if (pw > 0).sum() < min_peers + 1:
             continue
@@ -128,4 +139,73 @@ def label_disagreement(
             continue  # identical rows: nothing to compare against
         total[who] += mass[who, c] * dis / typical
         used[who] += mass[who, c]
+    return np.divide(total, used, out=np.zeros(n), where=used > 0), used
+
+
+def column_medians(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """:func:`weighted_median` of every column of ``values`` (k, F) at once."""
+    order = np.argsort(values, axis=0, kind="stable")
+    xs = np.take_along_axis(values, order, axis=0)
+    cw = np.cumsum(weights[order], axis=0)
+    half = cw[-1] / 2.0
+    lower = np.argmax(cw >= half, axis=0)
+    upper = np.argmax(cw > half, axis=0)
+    cols = np.arange(values.shape[1])
+    exact = cw[lower, cols] == half
+    return np.where(exact, (xs[lower, cols] + xs[upper, cols]) / 2.0, xs[lower, cols])
+
+
+def label_misfit(
+    weight: np.ndarray,
+    bias: np.ndarray,
+    peers: np.ndarray | None = None,
+    min_share: float = 0.05,
+    min_peers: int = 2,
+    min_own: float = OWN_SHARE,
+    quorum: float = FIT_QUORUM,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per update: the mass-weighted share of its labelled classes whose row lies nearer to
+    another class's centroid than to its own, and the mass judged.
+
+    Cosine disagreement misses flipped pairs that look alike in the hidden features (digits
+    0/9, 1/8: a flipper's row stays close to the class's labellers'), but such a row is
+    still nearer the other class's centroid. Centroids are coordinate-wise weighted medians
+    (weights ``peers``) of the *other* updates' rows per class, from at least ``min_peers``
+    of them. Where flippers are most of a class's labellers, its centroid is theirs and the
+    honest rows are the ones that misfit: a class whose labellers fit less than
+    ``quorum`` of the time (peer- and mass-weighted) is contested and says nothing."""
+    n, classes, features = weight.shape
+    peers = np.ones(n) if peers is None else np.asarray(peers, dtype=np.float64)
+    rows, mass, labels = _labelled(weight, bias, min_share, min_own)
+
+    def centroids(without: int) -> tuple[np.ndarray, np.ndarray]:
+        cent, ok = np.zeros((classes, features)), np.zeros(classes, dtype=bool)
+        for c in range(classes):
+            w = np.where(labels[:, c], peers, 0.0)
+            w[without] = 0.0
+            if (w > 0).sum() < min_peers:
+                continue
+            v = column_medians(rows[w > 0, c], w[w > 0])
+            norm = float(np.linalg.norm(v))
+            if norm > 0:
+                cent[c], ok[c] = v / norm, True
+        return cent, ok
+
+    misfit = np.full((n, classes), np.nan)
+    for i in range(n):
+        if not labels[i].any():
+            continue
+        cent, ok = centroids(i)
+        for c in np.flatnonzero(labels[i] & ok):
+            cos = cent @ rows[i, c]
+            others = np.where(ok & (np.arange(classes) != c), cos, -np.inf)
+            misfit[i, c] = float(others.max() > cos[c])
+    total, used = np.zeros(n), np.zeros(n)
+    for c in range(classes):
+        judged = ~np.isnan(misfit[:, c])
+        w = peers[judged] * mass[judged, c]
+        if w.sum() <= 0 or 1.0 - float(misfit[judged, c] @ w) / w.sum() < quorum:
+            continue  # contested (or nobody judged)
+        total[judged] += mass[judged, c] * misfit[judged, c]
+        used[judged] += mass[judged, c]
     return np.divide(total, used, out=np.zeros(n), where=used > 0), used
