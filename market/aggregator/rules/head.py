@@ -20,9 +20,10 @@ import numpy as np
 
 from market.errors import AggregationError
 
+# Which classes an update labels (see _labelled), and how many others a comparison needs.
 OWN_SHARE = 0.4
-# A class is judged by nearest centroid only when most of its labellers fit it.
-FIT_QUORUM = 0.5
+CLASS_SHARE = 0.05
+MIN_PEERS = 2
 
 
 def resolve_head(head: str, layout: list[tuple[str, tuple[int, ...]]]) -> list[int]:
@@ -82,28 +83,21 @@ def weighted_median(x: np.ndarray, w: np.ndarray) -> float:
     return float(xs[k])
 
 
-def _labelled(
-    weight: np.ndarray, bias: np.ndarray, min_share: float, min_own: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _labelled(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unit rows (n, classes, features), label masses (n, classes) and which classes each
-    update labels: Δb_c > 0, at least ``min_own`` of the update's largest mass (a minor
+    update labels: Δb_c > 0, at least ``OWN_SHARE`` of the update's largest mass (a minor
     class's row is dominated by the −p_c·h pull of the update's main classes) and at least
-    ``min_share`` of the class's largest."""
+    ``CLASS_SHARE`` of the class's largest."""
     mass = np.clip(bias, 0.0, None)
-    mass[mass < min_own * mass.max(axis=1, keepdims=True)] = 0.0
+    mass[mass < OWN_SHARE * mass.max(axis=1, keepdims=True)] = 0.0
     norms = np.linalg.norm(weight, axis=2, keepdims=True)
     rows = np.divide(weight, norms, out=np.zeros_like(weight), where=norms > 0)
-    labels = (mass > 0) & (mass >= min_share * mass.max(axis=0, keepdims=True))
+    labels = (mass > 0) & (mass >= CLASS_SHARE * mass.max(axis=0, keepdims=True))
     return rows, np.where(labels, mass, 0.0), labels
 
 
 def label_disagreement(
-    weight: np.ndarray,
-    bias: np.ndarray,
-    peers: np.ndarray | None = None,
-    min_share: float = 0.05,
-    min_peers: int = 2,
-    min_own: float = OWN_SHARE,
+    weight: np.ndarray, bias: np.ndarray, peers: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per update: how far its head rows point from its peers' on the classes it labels,
     relative to the class's typical disagreement (1 ≈ typical), and its label mass.
@@ -114,19 +108,19 @@ def label_disagreement(
     the median disagreement on that class (some classes vary more than others). Medians
     are weighted by ``peers`` (default 1 each): the weight the caller already gives each
     update, so that clones or rejected updates cannot outvote honest ones. Classes with
-    fewer than ``min_peers`` + 1 labellers of positive weight say nothing (a class held by
+    fewer than ``MIN_PEERS`` + 1 labellers of positive weight say nothing (a class held by
     one or two trainers may be new, not flipped). The per-update value is the
     mass-weighted mean over its classes; its mass (the second array) is 0 when no class
     qualified."""
     n, classes, _ = weight.shape
     peers = np.ones(n) if peers is None else np.asarray(peers, dtype=np.float64)
-    rows, mass, labels = _labelled(weight, bias, min_share, min_own)
+    rows, mass, labels = _labelled(weight, bias)
     total = np.zeros(n)
     used = np.zeros(n)
     for c in range(classes):
         who = np.flatnonzero(labels[:, c])
         pw = peers[who]
-        if (pw > 0).sum() < min_peers + 1:
+        if (pw > 0).sum() < MIN_PEERS + 1:
             continue
         cos = rows[who, c] @ rows[who, c].T
         dis = np.empty(len(who))
@@ -156,13 +150,7 @@ def column_medians(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def label_misfit(
-    weight: np.ndarray,
-    bias: np.ndarray,
-    peers: np.ndarray | None = None,
-    min_share: float = 0.05,
-    min_peers: int = 2,
-    min_own: float = OWN_SHARE,
-    quorum: float = FIT_QUORUM,
+    weight: np.ndarray, bias: np.ndarray, peers: np.ndarray | None = None, quorum: float = 0.5
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per update: the mass-weighted share of its labelled classes whose row lies nearer to
     another class's centroid than to its own, and the mass judged.
@@ -170,20 +158,21 @@ def label_misfit(
     Cosine disagreement misses flipped pairs that look alike in the hidden features (digits
     0/9, 1/8: a flipper's row stays close to the class's labellers'), but such a row is
     still nearer the other class's centroid. Centroids are coordinate-wise weighted medians
-    (weights ``peers``) of the *other* updates' rows per class, from at least ``min_peers``
+    (weights ``peers``) of the *other* updates' rows per class, from at least ``MIN_PEERS``
     of them. Where flippers are most of a class's labellers, its centroid is theirs and the
     honest rows are the ones that misfit: a class whose labellers fit less than
-    ``quorum`` of the time (peer- and mass-weighted) is contested and says nothing."""
+    ``quorum`` of the time (peer- and mass-weighted; by default, a class most of whose
+    labellers misfit) is contested and says nothing."""
     n, classes, features = weight.shape
     peers = np.ones(n) if peers is None else np.asarray(peers, dtype=np.float64)
-    rows, mass, labels = _labelled(weight, bias, min_share, min_own)
+    rows, mass, labels = _labelled(weight, bias)
 
     def centroids(without: int) -> tuple[np.ndarray, np.ndarray]:
         cent, ok = np.zeros((classes, features)), np.zeros(classes, dtype=bool)
         for c in range(classes):
             w = np.where(labels[:, c], peers, 0.0)
             w[without] = 0.0
-            if (w > 0).sum() < min_peers:
+            if (w > 0).sum() < MIN_PEERS:
                 continue
             v = column_medians(rows[w > 0, c], w[w > 0])
             norm = float(np.linalg.norm(v))
