@@ -21,7 +21,7 @@ import numpy as np
 from market.errors import AggregationError
 
 # Which classes an update labels (see _labelled), and how many others a comparison needs.
-OWN_SHARE = 0.4
+OWN_SHARE = 0.3
 CLASS_SHARE = 0.05
 MIN_PEERS = 2
 
