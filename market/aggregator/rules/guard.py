@@ -50,8 +50,8 @@ everyone who looks honest and removes mass only where an attack shows:
      nothing (where flippers are most of a class's labellers, the honest would misfit).
    It needs the model's classifier layer, which only a spec knows (``"head": "auto"``), so
    it is off unless asked for. Measured on digits with 30 % flippers (benchmarks/README.md):
-   0.696 / 0.685 (± noise) vs 0.704 honest-only at α = 0.1 (guard: 0.545 / 0.540), 0.855 /
-   0.857 vs 0.861 at α = 1.0 (guard: 0.705); with nobody attacking within 1.1 points of
+   0.698 / 0.695 (± noise) vs 0.704 honest-only at α = 0.1 (guard: 0.545 / 0.540), 0.860 /
+   0.859 vs 0.861 at α = 1.0 (guard: 0.705); with nobody attacking within 1.7 points of
    FedAvg on 9 splits.
 Coefficients c_i = w_i·clip_i / Σ w_i with w_i = min(n_i, cap)·dup_i·trust_i·gate_i.
 Flags: zero updates, norm outliers, gate 0 (cosine given), dup < 0.5 (near-duplicates),
