@@ -15,14 +15,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 from web3 import Web3
 
-from market.aggregator.rules import rule_for
+from market import owner
 from market.chain import ContractRevert
 from market.errors import ConfigError, MarketError
 from market.reputation import AdmissionPolicy
-from market.spec import ProjectSpec
-from market.storage import ModelLayout, encode_model
 from market.storage.cid import digest_of_cid, normalize_cid
-from market.trainer.model import ModelSpec, build_model, get_weights
+from market.trainer.model import ModelSpec
 
 from .state import Services
 
@@ -91,26 +89,17 @@ def check_spec_request(req: SpecRequest) -> tuple[ModelSpec, AdmissionPolicy | N
 def publish_spec(svc: Services, req: SpecRequest) -> dict[str, Any]:
     """Upload the initial model and the spec; return the spec's CID and document."""
     model, policy = check_spec_request(req)
-    weights = get_weights(build_model(model, seed=req.seed))
-    layout = ModelLayout.from_tensors(weights)
-    rule_for(
-        req.rule, req.rule_params, layout.entries
-    )  # a head naming no layer fails before anything is stored
-    initial_cid = svc.store.put(encode_model(weights))
-    spec = ProjectSpec(
+    spec_cid, spec = owner.publish_spec(
+        svc.store,
         name=req.name,
-        model=model.to_dict(),
-        layout=[[n, list(shape)] for n, shape in layout.entries],
-        initial_model=initial_cid,
+        model=model,
+        seed=req.seed,
         rule=req.rule,
         rule_params=req.rule_params,
         max_update_norm=req.max_update_norm,
         admission=policy.to_dict() if policy else {"policy": "open"},
     )
-    spec_cid = svc.store.put(spec.to_bytes())
-    for cid in (initial_cid, spec_cid):
-        svc.store.pin(cid)
-    return {"spec_cid": spec_cid, "initial_model_cid": initial_cid, "spec": spec.__dict__}
+    return {"spec_cid": spec_cid, "initial_model_cid": spec.initial_model, "spec": spec.__dict__}
 
 
 class TxLog:
