@@ -292,6 +292,14 @@ class Rule(ABC):
         """Check ``self.params``; raise :class:`AggregationError` naming the bad one."""
         return None
 
+    @classmethod
+    def bind_layout(
+        cls, params: dict[str, Any], layout: list[tuple[str, tuple[int, ...]]]
+    ) -> dict[str, Any]:
+        """``params`` with any that name model tensors resolved against the model's layout
+        [(tensor name, shape), …] in flat order (what a spec holds). Most rules name none."""
+        return params
+
     def _param_error(self, key: str, why: str) -> AggregationError:
         return AggregationError(
             f"rule {self.name!r}: parameter {key}={self.params.get(key)!r} {why}"

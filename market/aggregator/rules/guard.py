@@ -73,6 +73,7 @@ from market.aggregator.rules.head import (
     head_slices,
     label_disagreement,
     label_misfit,
+    resolve_head,
     weighted_median,
 )
 from market.errors import AggregationError
@@ -168,6 +169,14 @@ class Guard(GramRule):
         if not 0.0 <= float(self.params["misfit_lo"]) < float(self.params["misfit_hi"]) <= 1.0:
             raise self._param_error("misfit_lo", "needs 0 ≤ misfit_lo < misfit_hi ≤ 1")
 
+    @classmethod
+    def bind_layout(
+        cls, params: dict[str, Any], layout: list[tuple[str, tuple[int, ...]]]
+    ) -> dict[str, Any]:
+        if isinstance(params.get("head"), str):
+            return {**params, "head": resolve_head(params["head"], layout)}
+        return params
+
     def columns(self) -> list[tuple[int, int]]:
         head = self.params["head"]
         if head is None:
@@ -177,7 +186,7 @@ class Guard(GramRule):
                 f"guard: head {head!r} names a layer; resolve it against the model layout "
                 "first (market.aggregator.rules.rule_for, which the round service calls)"
             )
-        weight, bias, _, _ = head_slices(head, 2**63 - 1)
+        weight, bias, _, _ = head_slices(head)
         return [weight, bias]
 
     def sketch_dim(self) -> int:
@@ -335,7 +344,7 @@ class Guard(GramRule):
         n = len(live)
         if self.params["head"] is None:
             return np.ones(n), {}, None
-        _, _, classes, features = head_slices(self.params["head"], 2**63 - 1)
+        _, _, classes, features = head_slices(self.params["head"])
         weight, bias = inputs.columns
         weight = weight.reshape(n, classes, features)
         dis, dis_mass = label_disagreement(weight, bias, peers)

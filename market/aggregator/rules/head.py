@@ -57,17 +57,13 @@ def resolve_head(head: str, layout: list[tuple[str, tuple[int, ...]]]) -> list[i
 
 
 def head_slices(
-    head: list[int] | tuple[int, ...], d: int
+    head: list[int] | tuple[int, ...],
 ) -> tuple[tuple[int, int], tuple[int, int], int, int]:
     """The weight and bias column ranges of a head [weight_offset, bias_offset, classes,
-    features] (weight stored (classes, features) row-major, as torch's ``nn.Linear``)."""
+    features] (weight stored (classes, features) row-major, as torch's ``nn.Linear``);
+    reading them checks that they fit the model."""
     w_off, b_off, classes, features = (int(x) for x in head)
-    weight = (w_off, w_off + classes * features)
-    bias = (b_off, b_off + classes)
-    for lo, hi in (weight, bias):
-        if lo < 0 or hi > d:
-            raise AggregationError(f"head columns [{lo}, {hi}) lie outside the {d} parameters")
-    return weight, bias, classes, features
+    return (w_off, w_off + classes * features), (b_off, b_off + classes), classes, features
 
 
 def weighted_median(x: np.ndarray, w: np.ndarray) -> float:

@@ -12,7 +12,6 @@ from market.aggregator.rules.flag import Flag
 from market.aggregator.rules.foolsgold import FoolsGold, SybilWall
 from market.aggregator.rules.geomed import GeometricMedian
 from market.aggregator.rules.guard import Guard
-from market.aggregator.rules.head import resolve_head
 from market.aggregator.rules.krum import Krum, MultiKrum
 from market.errors import AggregationError
 
@@ -34,27 +33,29 @@ RULES: dict[str, type[Rule]] = {
 }
 
 
-def get_rule(name: str, **params: Any) -> Rule:
-    """An instance of the rule called ``name`` with ``params`` (validated)."""
+def _rule_class(name: str) -> type[Rule]:
     try:
-        cls = RULES[name]
+        return RULES[name]
     except KeyError:
         raise AggregationError(
             f"unknown aggregation rule {name!r}; choose one of: {', '.join(sorted(RULES))}"
         ) from None
-    return cls(**params)
+
+
+def get_rule(name: str, **params: Any) -> Rule:
+    """An instance of the rule called ``name`` with ``params`` (validated)."""
+    return _rule_class(name)(**params)
 
 
 def rule_for(
     name: str, params: dict[str, Any], layout: list[tuple[str, tuple[int, ...]]] | list[list]
 ) -> Rule:
     """The rule a project's spec selects, with parameters that name model tensors (guard's
-    ``head``) resolved against the spec's layout [(tensor name, shape), …]."""
-    params = dict(params)
-    if isinstance(params.get("head"), str):
-        entries = [(str(n), tuple(shape)) for n, shape in layout]
-        params["head"] = resolve_head(params["head"], entries)
-    return get_rule(name, **params)
+    ``head``) resolved against the spec's layout [(tensor name, shape), …]
+    (:meth:`Rule.bind_layout`)."""
+    cls = _rule_class(name)
+    entries = [(str(n), tuple(shape)) for n, shape in layout]
+    return cls(**cls.bind_layout(params, entries))
 
 
 def catalogue() -> list[dict[str, Any]]:
