@@ -33,18 +33,13 @@ SCRATCH_PREFIX = "market-round-"
 _OWNED = re.compile(re.escape(SCRATCH_PREFIX) + r"(\d+)-")
 
 
-def sweep_stale_scratch(root: Path) -> list[Path]:
-    """Remove the scratch directories under ``root`` whose owning process is gone; returns
-    them. Directories of live processes (or of other users) are left alone."""
-    removed = []
+def sweep_stale_scratch(root: Path) -> None:
+    """Remove the scratch directories under ``root`` whose owning process is gone.
+    Directories of live processes (or of other users) are left alone."""
     for path in root.glob(SCRATCH_PREFIX + "*"):
         owner = _OWNED.match(path.name)
-        if owner is None or not path.is_dir() or pid_alive(int(owner.group(1))):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        if not path.exists():
-            removed.append(path)
-    return removed
+        if owner is not None and path.is_dir() and not pid_alive(int(owner.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager
