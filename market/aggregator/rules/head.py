@@ -163,24 +163,27 @@ def label_misfit(
     peers = np.ones(n) if peers is None else np.asarray(peers, dtype=np.float64)
     rows, mass, labels = _labelled(weight, bias)
 
-    def centroids(without: int) -> tuple[np.ndarray, np.ndarray]:
-        cent, ok = np.zeros((classes, features)), np.zeros(classes, dtype=bool)
-        for c in range(classes):
-            w = np.where(labels[:, c], peers, 0.0)
+    def centroid(c: int, without: int | None) -> np.ndarray | None:
+        """Class c's unit centroid from its labellers other than ``without``, if enough."""
+        w = np.where(labels[:, c], peers, 0.0)
+        if without is not None:
             w[without] = 0.0
-            if (w > 0).sum() < MIN_PEERS:
-                continue
-            v = column_medians(rows[w > 0, c], w[w > 0])
-            norm = float(np.linalg.norm(v))
-            if norm > 0:
-                cent[c], ok[c] = v / norm, True
-        return cent, ok
+        if (w > 0).sum() < MIN_PEERS:
+            return None
+        v = column_medians(rows[w > 0, c], w[w > 0])
+        norm = float(np.linalg.norm(v))
+        return v / norm if norm > 0 else None
 
+    # Leaving an update out changes only the centroids of the classes it labels.
+    everyone = [centroid(c, None) for c in range(classes)]
     misfit = np.full((n, classes), np.nan)
     for i in range(n):
         if not labels[i].any():
             continue
-        cent, ok = centroids(i)
+        own = {c: centroid(c, i) for c in np.flatnonzero(labels[i])}
+        cents = [own.get(c, everyone[c]) for c in range(classes)]
+        ok = np.array([v is not None for v in cents])
+        cent = np.array([v if v is not None else np.zeros(features) for v in cents])
         for c in np.flatnonzero(labels[i] & ok):
             cos = cent @ rows[i, c]
             others = np.where(ok & (np.arange(classes) != c), cos, -np.inf)
