@@ -5,7 +5,7 @@ from market.aggregator.engine import run_rules
 from market.aggregator.rules import QuantizedBatch, get_rule
 from market.aggregator.rules.coordinate import (
     SUB_VALUES,
-    SortedColumns,
+    ColumnOrder,
     _tied_shares,
     median_chunk,
     split_shares,
@@ -32,16 +32,21 @@ def test_trimmed_mean_matches_sorted_reference(n: int, f: int) -> None:
     assert abs(res.coefficients.sum() - 1) < 1e-12
 
 
+def order_of(u: np.ndarray) -> ColumnOrder:
+    """The sub-chunk order of small-integer values u (n, c), scale 1."""
+    return ColumnOrder(u.astype(np.int8), np.ones((len(u), 1), np.float32), 1024)
+
+
 def test_ties_are_shared_and_sums_canonical() -> None:
     u = np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 5.0], [0.0, 2.0], [3.0, 2.0]])
-    agg, mass = trimmed_chunk(SortedColumns.of(u.T), 1)
+    agg, mass = trimmed_chunk(order_of(u), 1)
     assert np.allclose(agg, [1.0, 2.0])
     assert np.isclose(mass.sum(), 2.0)
-    med, share = median_chunk(SortedColumns.of(u.T))
+    med, share = median_chunk(order_of(u))
     assert np.allclose(med, [1.0, 2.0]) and np.isclose(share.sum(), 2.0)
     # Permuting rows permutes the shares and leaves the bytes of the aggregate unchanged.
     perm = [4, 2, 0, 3, 1]
-    agg2, mass2 = trimmed_chunk(SortedColumns.of(u[perm].T), 1)
+    agg2, mass2 = trimmed_chunk(order_of(u[perm]), 1)
     assert agg2.tobytes() == agg.tobytes() and np.allclose(mass2, mass[perm])
 
 
@@ -75,7 +80,7 @@ def test_trimmed_mean_drops_outliers_and_flags_them() -> None:
 
 
 def sorted_reference(batch: QuantizedBatch, f: int) -> tuple[np.ndarray, ...]:
-    """Median and trimmed mean by np.sort per sub-chunk: kept values added in sorted order,
+    """Median and trimmed mean by np.sort per sub-chunk: kept values added in update order,
     kept mass counted with masks, ties split as the rule specifies."""
     n = batch.n
     u = batch.dense()
@@ -90,9 +95,13 @@ def sorted_reference(batch: QuantizedBatch, f: int) -> tuple[np.ndarray, ...]:
         for k, mass in ((lo_k, 0.5), (hi_k, 0.5)) if lo_k != hi_k else ((lo_k, 1.0),):
             held = ut == srt[:, k : k + 1]
             med_mass += (mass / held.sum(axis=1)) @ held
-        acc = srt[:, f].copy()
-        for p in range(f + 1, n - f):
-            acc += srt[:, p]
+        # Kept: sorted positions f … n−f−1, equal values ordered by update index; added
+        # in update order.
+        kept = np.zeros(ut.shape, dtype=bool)
+        np.put_along_axis(kept, np.argsort(ut, axis=1, kind="stable")[:, f : n - f], True, 1)
+        acc = np.zeros(len(ut))
+        for i in range(n):
+            acc[kept[:, i]] += ut[kept[:, i], i]
         tm[start : start + len(ut)] = acc / (n - 2 * f)
         lo, hi = srt[:, f : f + 1], srt[:, n - f - 1 : n - f]
         tie = (srt[:, f - 1] == lo[:, 0]) | (srt[:, n - f] == hi[:, 0])
@@ -104,17 +113,32 @@ def sorted_reference(batch: QuantizedBatch, f: int) -> tuple[np.ndarray, ...]:
 
 
 @pytest.mark.parametrize(
-    ("n", "levels", "d"), [(10, 127, 5000), (33, 3, 5000), (100, 1, 5000), (100, 127, 4097)]
+    ("n", "levels", "d", "scales"),
+    [
+        (10, 127, 5000, "decades"),
+        (33, 3, 5000, "shared"),
+        (100, 1, 5000, "shared"),
+        (100, 127, 4097, "decades"),
+        (40, 127, 3000, "close"),
+        (7, 127, 2100, "signed"),
+    ],
 )
-def test_sorted_keys_give_the_sort_reference_bytes(n: int, levels: int, d: int) -> None:
-    """Few int8 levels and shared scales make ties at every cut; d = 4097 ends on a
-    one-column sub-chunk."""
+def test_sorted_keys_give_the_sort_reference_bytes(
+    n: int, levels: int, d: int, scales: str
+) -> None:
+    """Few int8 levels and shared scales make ties at every cut; scales over 12 decades
+    make sums round, so their order shows; scales 2⁻²⁰ apart give distinct values whose
+    32-bit keys tie (the exact re-sort must order them); signed scales give −0.0 and +0.0.
+    d = 4097 ends on a one-column sub-chunk."""
     rng = np.random.default_rng(n)
     q = rng.integers(-levels, levels + 1, size=(n, d), dtype=np.int8)
     blocks = -(-d // 1024)
-    s = rng.choice(np.array([0.5, 0.25, 3e-3], np.float32), size=(n, blocks))
-    if levels == 127:  # scales over 12 decades: sums round, so their order shows
-        s = (10.0 ** rng.uniform(-6, 6, (n, blocks))).astype(np.float32)
+    s = {
+        "shared": lambda: rng.choice(np.array([0.5, 0.25, 3e-3], np.float32), (n, blocks)),
+        "decades": lambda: 10.0 ** rng.uniform(-6, 6, (n, blocks)),
+        "close": lambda: 1.0 + rng.integers(0, 8, (n, blocks)) * 2.0**-20,
+        "signed": lambda: rng.choice([-1.0, 1.0], (n, blocks)) * rng.uniform(0.5, 2, (n, blocks)),
+    }[scales]().astype(np.float32)
     batch = QuantizedBatch(q, s)
     f = n // 4
     med, med_mass, tm, tm_mass = sorted_reference(batch, f)
@@ -130,5 +154,3 @@ def test_coordinate_inputs_are_checked() -> None:
     bad = QuantizedBatch(q, np.array([[1.0], [np.inf], [1.0]], np.float32))
     with pytest.raises(AggregationError, match="finite"):
         get_rule("median").aggregate(bad)
-    with pytest.raises(AggregationError, match="exact"):
-        SortedColumns.of(np.array([[0.1, 0.2]]))
