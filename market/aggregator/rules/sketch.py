@@ -64,9 +64,8 @@ class Sketcher:
         w = self.width
         # Integer bucket sums per block: exact in float32 whatever the summation order.
         z = x.reshape(m, n, b // w, w).sum(axis=2) if w < b else x
-        terms = z.astype(np.float64)
-        terms *= scales.T[:, :, None]
-        return terms
+        # One pass: the float32 sums are cast to float64 inside the multiply (exact).
+        return np.multiply(z, scales.T[:, :, None], dtype=np.float64)
 
     def add_terms(self, first_block: int, terms: np.ndarray) -> None:
         """Add :meth:`block_terms` of blocks ``first_block``… (call in column order)."""
