@@ -154,3 +154,24 @@ def test_coordinate_inputs_are_checked() -> None:
     bad = QuantizedBatch(q, np.array([[1.0], [np.inf], [1.0]], np.float32))
     with pytest.raises(AggregationError, match="finite"):
         get_rule("median").aggregate(bad)
+
+
+def test_sort_keys_order_values_exactly_up_to_ties_of_the_truncated_key() -> None:
+    """Sorted keys name every update once per coordinate, and order the exact values
+    wherever two neighbours' truncated keys differ; scales 2⁻²⁰ apart make distinct values
+    share a truncated key, so the exact re-sort is needed (and exercised) there."""
+    rng = np.random.default_rng(5)
+    n, d = 40, 2048
+    q = rng.integers(-127, 128, size=(n, d), dtype=np.int8)
+    s = (1.0 + rng.integers(0, 8, (n, 2)) * 2.0**-20).astype(np.float32)
+    order = ColumnOrder(q, s, 1024)
+    index = order.keys & ((1 << order.bits) - 1)
+    assert (np.sort(index, axis=1) == np.arange(n)).all()
+    values = (
+        s[index, np.arange(d)[:, None] // 1024].astype(np.float64) * q[index, np.arange(d)[:, None]]
+    )
+    truncated = order.keys >> order.bits
+    differ = truncated[:, 1:] != truncated[:, :-1]
+    assert (values[:, 1:][differ] > values[:, :-1][differ]).all()
+    same = ~differ
+    assert (values[:, 1:][same] != values[:, :-1][same]).any()
