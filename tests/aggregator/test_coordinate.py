@@ -175,3 +175,24 @@ def test_sort_keys_order_values_exactly_up_to_ties_of_the_truncated_key() -> Non
     assert (values[:, 1:][differ] > values[:, :-1][differ]).all()
     same = ~differ
     assert (values[:, 1:][same] != values[:, :-1][same]).any()
+
+
+def test_compiled_loops_refuse_mismatched_shapes() -> None:
+    """The compiled loops do not check bounds, so their wrappers check every shape."""
+    from market.aggregator.rules import coordinate_kernels as k
+
+    q = np.ones((4, 10), np.int8)
+    s = np.ones((4, 1), np.float32)
+    keys = np.empty((10, 4), np.int32)
+    with pytest.raises(AggregationError, match="keys must match"):
+        k.order_keys(np.ascontiguousarray(q.T), s.T.copy(), 1024, 2, keys[:9])
+    with pytest.raises(AggregationError, match="index bits"):
+        k.order_keys(np.ascontiguousarray(q.T), s.T.copy(), 1024, 1, keys)
+    with pytest.raises(AggregationError, match="scales"):
+        k.masked_sum(q, np.ones((4, 2), np.float32), 1024, np.zeros(10), np.zeros(10))
+    with pytest.raises(AggregationError, match="one interval"):
+        k.masked_sum(q, s, 1024, np.zeros(9, np.float32), np.zeros(9, np.float32))
+    with pytest.raises(AggregationError, match="cannot drop"):
+        k.trimmed_bounds(keys, 2, 2)
+    with pytest.raises(AggregationError, match="keys"):
+        k.median_picks(keys[:9], 2, q, s, 1024)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from market.errors import AggregationError
+
 # Flipping the magnitude bits of negatives maps float32 bit patterns to ordered integers
 # and back (the map is its own inverse).
 _MAGNITUDE = 0x7FFFFFFF
@@ -34,13 +36,33 @@ def _rows(q: np.ndarray) -> tuple[np.ndarray, int]:
     return flat, q.strides[0]
 
 
-@numba.njit(nogil=True, cache=True)
+def _check(ok: bool, what: str) -> None:
+    """The compiled loops do not check bounds: a wrong shape would write past an array."""
+    if not ok:
+        raise AggregationError(f"coordinate kernel: {what}")
+
+
+def _check_blocks(q_shape: tuple[int, int], s: np.ndarray, block_size: int) -> None:
+    n, c = q_shape
+    _check(s.shape == (n, -(-c // block_size)), f"scales {s.shape} for values {q_shape}")
+
+
 def order_keys(
     qt: np.ndarray, st: np.ndarray, block_size: int, bits: int, keys: np.ndarray
 ) -> None:
     """``keys[j, i]``: the key of value ``st[j // block_size, i] · qt[j, i]``.
 
     ``qt`` (c, n) int8, ``st`` (blocks, n) float32, ``keys`` (c, n) int32, C-contiguous."""
+    _check(keys.shape == qt.shape and keys.flags.c_contiguous, "keys must match the values")
+    _check_blocks(qt.shape[::-1], st.T, block_size)
+    _check(qt.shape[1] <= 1 << bits, f"{qt.shape[1]} updates do not fit {bits} index bits")
+    _order_keys(qt, st, block_size, bits, keys)
+
+
+@numba.njit(nogil=True, cache=True)
+def _order_keys(
+    qt: np.ndarray, st: np.ndarray, block_size: int, bits: int, keys: np.ndarray
+) -> None:
     c, n = qt.shape
     as_float = keys.view(np.float32)
     for j in range(c):
@@ -58,7 +80,8 @@ def trimmed_bounds(keys: np.ndarray, bits: int, f: int) -> tuple[np.ndarray, ...
     """Per coordinate of sorted ``keys`` (c, n): the float32 interval [lo, hi] holding the
     float32 roundings of exactly the values at sorted positions f … n−f−1, and whether a
     cut is uncertain (then the interval is empty and the coordinate must be redone)."""
-    c = keys.shape[0]
+    c, n = keys.shape
+    _check(0 <= 2 * f < n, f"cannot drop 2·{f} of {n} values")
     lo, hi = np.empty(c, np.int32), np.empty(c, np.int32)
     uncertain = np.empty(c, np.bool_)
     _trimmed_bounds(keys, bits, f, lo, hi, uncertain)
@@ -96,6 +119,8 @@ def masked_sum(
     """Per coordinate j, Σ (in update order, one add at a time, from +0.0) of the exact
     values ``s[i, j // block_size] · q[i, j]`` whose float32 rounding lies in
     ``[lo[j], hi[j]]``; and per update, on how many coordinates it was added."""
+    _check_blocks(q.shape, s, block_size)
+    _check(lo.shape == hi.shape == (q.shape[1],), "one interval per coordinate")
     flat, stride = _rows(q)
     acc = np.zeros(q.shape[1])
     counts = np.zeros(q.shape[0], np.int64)
@@ -167,6 +192,8 @@ def median_picks(
     (for each middle position, 1/e to each of the e updates holding that value); shares
     are added in coordinate then update order, one add at a time."""
     c, n = keys.shape
+    _check(q.shape == (n, c), f"keys {keys.shape} for values {q.shape}")
+    _check_blocks(q.shape, s, block_size)
     med = np.empty(c)
     held = np.zeros(n)
     flat, stride = _rows(q)
