@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from market.aggregator.engine import run_rules
 from market.aggregator.rules import QuantizedBatch, get_rule
@@ -104,7 +106,9 @@ def sorted_reference(batch: QuantizedBatch, f: int) -> tuple[np.ndarray, ...]:
             acc[kept[:, i]] += ut[kept[:, i], i]
         tm[start : start + len(ut)] = acc / (n - 2 * f)
         lo, hi = srt[:, f : f + 1], srt[:, n - f - 1 : n - f]
-        tie = (srt[:, f - 1] == lo[:, 0]) | (srt[:, n - f] == hi[:, 0])
+        tie = np.zeros(len(ut), dtype=bool)
+        if f > 0:
+            tie = (srt[:, f - 1] == lo[:, 0]) | (srt[:, n - f] == hi[:, 0])
         share = ((ut[~tie] >= lo[~tie]) & (ut[~tie] <= hi[~tie])).sum(axis=0).astype(float)
         if tie.any():
             share += _tied_shares(ut[tie], lo[tie], hi[tie], f)
@@ -196,3 +200,34 @@ def test_compiled_loops_refuse_mismatched_shapes() -> None:
         k.trimmed_bounds(keys, 2, 2)
     with pytest.raises(AggregationError, match="keys"):
         k.median_picks(keys[:9], 2, q, s, 1024)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 12),
+    d=st.integers(1, 2100),
+    levels=st.sampled_from([1, 2, 127]),
+    shared_scales=st.booleans(),
+    f_share=st.floats(0.0, 0.49),
+)
+def test_key_sorted_rules_match_the_sort_reference_on_random_batches(
+    seed: int, n: int, d: int, levels: int, shared_scales: bool, f_share: float
+) -> None:
+    """Any n, d, few or many int8 levels, shared or distinct scales (ties or none): the
+    median's and trimmed mean's bytes equal the plain sort's."""
+    rng = np.random.default_rng(seed)
+    q = rng.integers(-levels, levels + 1, size=(n, d), dtype=np.int8)
+    blocks = -(-d // 1024)
+    if shared_scales:
+        s = rng.choice(np.array([0.5, 2.0**-20, 1.0 + 2.0**-20], np.float32), (n, blocks))
+    else:
+        s = rng.uniform(1e-4, 1e-2, (n, blocks)).astype(np.float32)
+    batch = QuantizedBatch(q, s)
+    f = int(f_share * n) if n > 1 else 0
+    med, med_mass, tm, tm_mass = sorted_reference(batch, f)
+    both = run_rules(batch, [get_rule("median"), get_rule("trimmed_mean", f=f)])
+    assert both["median"].aggregate.tobytes() == med.tobytes()
+    assert both["trimmed_mean"].aggregate.tobytes() == tm.tobytes()
+    assert np.allclose(both["median"].coefficients, med_mass, rtol=1e-12, atol=1e-15)
+    assert np.allclose(both["trimmed_mean"].coefficients, tm_mass, rtol=1e-12, atol=1e-15)
