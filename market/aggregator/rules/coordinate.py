@@ -11,7 +11,8 @@ sort is 2.3× faster than sorting the exact float64 values. A key is the value r
 float32 and truncated, so it orders the values exactly except among equal truncated keys;
 a cut of the sorted order that falls between two equal keys is *uncertain*, and only those
 coordinates are re-sorted exactly (rare: real updates almost never put two values within
-2⁻¹⁶ relative at a cut, but identical copies and exact zeros do).
+2⁻¹⁶ relative at a cut — for n ≤ 128; each doubling of n takes one bit — but identical
+copies and exact zeros do).
 
 Determinism: the trimmed mean keeps the values at sorted positions f … n−f−1 (equal values
 ordered by update index) and adds them *in update order*, one at a time, like every other
