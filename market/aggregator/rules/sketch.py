@@ -17,6 +17,7 @@ and do not depend on how the columns were chunked.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from market.errors import AggregationError
@@ -56,24 +57,41 @@ class Sketcher:
         # (row slices of an (n, k) array, 2^m apart, were measured 2× slower).
         self._acc = np.zeros((k // self.width, n, self.width))
 
-    def block_terms(self, x: np.ndarray, scales: np.ndarray) -> np.ndarray:
-        """Each block's scaled bucket sums (blocks, n, width), from blocks given as σ(j)·q in
-        float32 (blocks, n, B), zero-padded, and their float64 scales (n, blocks). Touches
-        no state, so worker threads compute them; :meth:`add_terms` adds them in order."""
+    def block_terms(self, x: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each block's integer bucket sums (blocks, n, width) in float32, from blocks given
+        as σ(j)·q in float32 (blocks, n, B), zero-padded, with their float64 scales
+        (n, blocks). Touches no state, so worker threads compute them; :meth:`add_terms`
+        scales and adds them in order."""
         m, n, b = x.shape
         w = self.width
         # Integer bucket sums per block: exact in float32 whatever the summation order.
         z = x.reshape(m, n, b // w, w).sum(axis=2) if w < b else x
-        # One pass: the float32 sums are cast to float64 inside the multiply (exact).
-        return np.multiply(z, scales.T[:, :, None], dtype=np.float64)
+        return z, scales
 
-    def add_terms(self, first_block: int, terms: np.ndarray) -> None:
-        """Add :meth:`block_terms` of blocks ``first_block``… (call in column order)."""
+    def add_terms(self, first_block: int, terms: tuple[np.ndarray, np.ndarray]) -> None:
+        """Add :meth:`block_terms` of blocks ``first_block``… (call in column order): each
+        block's sums times its scales (an exact product), one rounding per add."""
+        z, scales = terms
         b, w = self.block_size, self.width
         runs = self._acc.shape[0]
-        for i in range(terms.shape[0]):
-            self._acc[(first_block + i) * b // w % runs] += terms[i]
+        for i in range(z.shape[0]):
+            _add_scaled(self._acc[(first_block + i) * b // w % runs], z[i], scales[:, i])
 
     def result(self) -> np.ndarray:
         """The (n, k) sketches."""
         return self._acc.transpose(1, 0, 2).reshape(self.n, self.k)
+
+
+@numba.njit(nogil=True, cache=True)
+def _add_scaled(acc: np.ndarray, z: np.ndarray, scales: np.ndarray) -> None:
+    """``acc[r] += z[r] · scales[r]`` for each row: one fused pass instead of a float64
+    temporary of the whole block (the product is exact, so the bytes are the same)."""
+    for r in range(acc.shape[0]):
+        _add_row(acc[r], z[r], scales[r])
+
+
+@numba.njit(nogil=True, cache=True)
+def _add_row(acc: np.ndarray, z: np.ndarray, scale: float) -> None:
+    # A separate function over 1-D slices: LLVM vectorises it (not under 2-D indexing).
+    for t in range(acc.shape[0]):
+        acc[t] += np.float64(z[t]) * scale
