@@ -24,6 +24,8 @@ from pathlib import Path
 from market.errors import ChainError, ConfigError
 
 _PR_SET_PDEATHSIG = 1
+# States anvil keeps in memory (see AnvilNode.start): enough for any request in flight.
+KEPT_STATES = 256
 _LISTENING = re.compile(r"Listening on (\S+):(\d+)")
 _RUNNING: weakref.WeakSet[AnvilNode] = weakref.WeakSet()
 
@@ -102,7 +104,13 @@ class AnvilNode:
             "127.0.0.1",
             "--port",
             str(int(port)),
+            # History stays in memory only (unpruned, anvil writes ~80 KB per block to
+            # ~/.foundry), but recent states are kept: with the bare flag only the latest
+            # survives, and a request resolved at a block that another sender's transaction
+            # has just superseded fails ("BlockOutOfRangeError: block height is 4 but
+            # requested was 3", seen when two trainers committed at once).
             "--prune-history",
+            str(KEPT_STATES),
         ]
         if chain_id is not None:
             cmd += ["--chain-id", str(int(chain_id))]

@@ -100,3 +100,16 @@ def test_node_dies_with_a_killed_parent(tmp_path):
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_recent_states_stay_queryable():
+    """Requests resolved at a block that another sender's transaction has just superseded
+    must still find its state (the bare --prune-history kept only the latest one)."""
+    with AnvilNode.start() as node:
+        w3 = connect(node.rpc_url)
+        address = w3.eth.accounts[0]
+        for _ in range(5):
+            w3.provider.make_request("evm_mine", [])
+        head = w3.eth.block_number
+        for block in range(head - 4, head + 1):
+            assert w3.eth.get_balance(address, block) > 0
