@@ -275,20 +275,20 @@ def _bump_fees(tx: dict) -> None:
 def _raise_mined_revert(w3: Web3, tx: dict, receipt: dict, on_revert) -> None:
     """Replay a transaction that reverted once mined, to recover its error.
 
-    The state just before it may be pruned (anvil --prune-history keeps only recent
-    states), so the replay runs on the parent block when available, else on the latest one:
-    a revert from a closed window or a state change shows on both."""
+    First on its own block (a reverted transaction changed no contract state, and the
+    block's clock is the one it saw: a closed window shows there), then on the parent
+    block's state, then on the latest (older states may be pruned): the first revert
+    found names the error."""
     call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
-    for block in (receipt["blockNumber"] - 1, "latest"):
+    for block in (receipt["blockNumber"], receipt["blockNumber"] - 1, "latest"):
         try:
             w3.eth.call(call, block)
         except ContractLogicError as exc:
             if on_revert is not None:
                 raise on_revert(exc) from None
             raise ChainError(f"transaction reverted: {exc}") from exc
-        except Exception:  # state not available at that block: try the next one
+        except Exception:  # noqa: BLE001 - state not available at that block: try the next
             continue
-        break
     raise ChainError(
         f"transaction 0x{bytes(receipt['transactionHash']).hex()} reverted once mined "
         "(out of gas, or the state or clock changed between estimate and mining): retry it"
