@@ -231,9 +231,9 @@ class CoordinateRule(Rule):
 class CoordinateAccumulator:
     """Collects coordinate rules' outputs chunk by chunk (usable as a Gram-pass visitor).
 
-    Every rule shares one dequantisation and one sort per sub-chunk: the sort is most of a
-    coordinate rule's cost, so a round that computes the median and the trimmed mean pays
-    for it once."""
+    Every rule shares one transpose and one key sort per sub-chunk (:class:`ColumnOrder`):
+    the sort is most of a coordinate rule's cost, so a round that computes the median and
+    the trimmed mean pays for it once."""
 
     def __init__(self, rules: list[CoordinateRule], n: int, d: int, block_size: int) -> None:
         for rule in rules:

@@ -21,8 +21,8 @@ from market.errors import AggregationError
 # Flipping the magnitude bits of negatives maps float32 bit patterns to ordered integers
 # and back (the map is its own inverse).
 _MAGNITUDE = 0x7FFFFFFF
-_ORDERED_INF = 0x7F800000  # ordered key of +inf; beyond it lie NaNs
-_PLUS_INF_BITS = np.int32(0x7F800000)
+_ORDERED_INF = 0x7F800000  # ordered key of +inf (and its float bits); beyond it lie NaNs
+_PLUS_INF_BITS = np.int32(_ORDERED_INF)
 _MINUS_INF_BITS = np.int32(-0x800000)  # 0xFF800000
 
 
@@ -45,6 +45,25 @@ def _check(ok: bool, what: str) -> None:
 def _check_blocks(q_shape: tuple[int, int], s: np.ndarray, block_size: int) -> None:
     n, c = q_shape
     _check(s.shape == (n, -(-c // block_size)), f"scales {s.shape} for values {q_shape}")
+
+
+@numba.njit(inline="always")
+def _flip(m: int) -> int:
+    """Float32 bit pattern ↔ ordered integer (its own inverse)."""
+    return m ^ ((m >> 31) & _MAGNITUDE)
+
+
+@numba.njit(inline="always")
+def _uncertain(row: np.ndarray, k: int, bits: int) -> bool:
+    """Whether the cut between sorted positions k − 1 and k falls between equal truncated
+    keys (False at either end)."""
+    return 0 < k < row.shape[0] and (row[k - 1] >> bits) == (row[k] >> bits)
+
+
+@numba.njit(inline="always")
+def _value(flat: np.ndarray, row_stride: int, s: np.ndarray, i: int, j: int, b: int) -> float:
+    """The exact value of update i at column j (block b) of a flat-rows chunk."""
+    return np.float64(s[i, b]) * np.float64(flat[i * row_stride + j])
 
 
 def order_keys(
@@ -73,7 +92,7 @@ def _order_keys(
     for j in range(c):
         for i in range(n):
             m = keys[j, i]
-            keys[j, i] = (((m ^ ((m >> 31) & _MAGNITUDE)) >> bits) << bits) | i
+            keys[j, i] = ((_flip(m) >> bits) << bits) | i
 
 
 def trimmed_bounds(keys: np.ndarray, bits: int, f: int) -> tuple[np.ndarray, ...]:
@@ -93,15 +112,13 @@ def _trimmed_bounds(
     keys: np.ndarray, bits: int, f: int, lo: np.ndarray, hi: np.ndarray, uncertain: np.ndarray
 ) -> None:
     n = keys.shape[1]
+    if f == 0:  # nothing dropped: every value is kept
+        uncertain[:] = False
+        lo[:], hi[:] = _MINUS_INF_BITS, _PLUS_INF_BITS
+        return
     for j in range(keys.shape[0]):
         row = keys[j]
-        if f == 0:
-            uncertain[j] = False
-            lo[j], hi[j] = _MINUS_INF_BITS, _PLUS_INF_BITS
-            continue
-        unsure = (row[f - 1] >> bits) == (row[f] >> bits) or (row[n - f - 1] >> bits) == (
-            row[n - f] >> bits
-        )
+        unsure = _uncertain(row, f, bits) or _uncertain(row, n - f, bits)
         uncertain[j] = unsure
         if unsure:
             lo[j], hi[j] = _PLUS_INF_BITS, _MINUS_INF_BITS
@@ -109,8 +126,8 @@ def _trimmed_bounds(
         # Least float32 whose key truncates like position f's, greatest like n−f−1's.
         low = np.int64(row[f] >> bits) << bits
         high = min(((np.int64(row[n - f - 1] >> bits) + 1) << bits) - 1, _ORDERED_INF)
-        lo[j] = np.int32(low ^ ((low >> 31) & _MAGNITUDE))
-        hi[j] = np.int32(high ^ ((high >> 31) & _MAGNITUDE))
+        lo[j] = np.int32(_flip(low))
+        hi[j] = np.int32(_flip(high))
 
 
 def masked_sum(
@@ -221,18 +238,15 @@ def _median_picks(
         b = j // block_size
         # The two middle positions may be swapped without harm (their mean is symmetric):
         # only the cuts outside them matter.
-        sure = not (lo_k > 0 and (row[lo_k - 1] >> bits) == (row[lo_k] >> bits)) and not (
-            hi_k + 1 < n and (row[hi_k] >> bits) == (row[hi_k + 1] >> bits)
-        )
-        if sure:
+        if not (_uncertain(row, lo_k, bits) or _uncertain(row, hi_k + 1, bits)):
             h_lo, h_hi = row[lo_k] & index, row[hi_k] & index
-            low = np.float64(s[h_lo, b]) * np.float64(flat[h_lo * row_stride + j])
-            high = np.float64(s[h_hi, b]) * np.float64(flat[h_hi * row_stride + j])
+            low = _value(flat, row_stride, s, h_lo, j, b)
+            high = _value(flat, row_stride, s, h_hi, j, b)
             held[h_lo] += 1.0
             held[h_hi] += 1.0
         else:
             for i in range(n):
-                column[i] = np.float64(s[i, b]) * np.float64(flat[i * row_stride + j])
+                column[i] = _value(flat, row_stride, s, i, j, b)
             ordered = np.sort(column)
             low, high = ordered[lo_k], ordered[hi_k]
             for value in (low, high):
